@@ -1,0 +1,3 @@
+"""A fake plugin whose import fails."""
+
+import txsim_nonexistent_dependency  # noqa: F401

@@ -1,0 +1,1 @@
+"""Built-in reference models, registered through the same hooks as plugins."""

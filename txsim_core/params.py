@@ -1,0 +1,218 @@
+"""Declaring and validating model parameters.
+
+Each model has one frozen, keyword-only attrs class of parameters. Every field is declared with
+:func:`parameter`, which records its meaning, unit and allowed values where it is declared; the
+same record validates values at construction and feeds ``txsim list-models --params``::
+
+    @attrs.frozen(kw_only=True)
+    class SARParams:
+        bits: int = parameter(8, kind=int, low=1, high=24, help="Resolution of the converter.")
+        sigma_cap: float = parameter(0.0, unit="", low=0.0, help="Relative capacitor mismatch.")
+
+:func:`make_params` is the one place where user values become a parameter object; it turns every
+problem into a :class:`~txsim_core.errors.ConfigError` that names the model, the parameter, the value
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import attrs
+
+from txsim_core.errors import ConfigError
+
+_TYPE_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+
+
+@attrs.frozen
+class Check:
+    """What values one parameter accepts; callable as an attrs validator.
+
+    Args:
+        kind: the Python type of the value (float, int, bool or str). Integers are accepted where
+            floats are expected; booleans are never accepted as numbers.
+        low: smallest allowed value (numbers only), or None for no bound.
+        high: largest allowed value (numbers only), or None for no bound.
+        low_open: whether ``low`` itself is excluded.
+        high_open: whether ``high`` itself is excluded.
+        choices: the allowed values, for parameters that pick one of a few options.
+        optional: whether None is allowed (it then means "off" or "not set"; the help says which).
+    """
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        """The allowed values in words, e.g. ``"a number > 0"`` or ``"one of 'max', 'percentile'"``."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            text = _TYPE_NAMES.get(self.kind, self.kind.__name__)
+            if self.low is not None and self.high is not None:
+                left = "(" if self.low_open else "["
+                right = ")" if self.high_open else "]"
+                text += f" in {left}{self.low:g}, {self.high:g}{right}"
+            elif self.low is not None:
+                text += f" {'>' if self.low_open else '>='} {self.low:g}"
+            elif self.high is not None:
+                text += f" {'<' if self.high_open else '<='} {self.high:g}"
+        return text + (" or None" if self.optional else "")
+
+    def type_name(self) -> str:
+        """The declared type as shown in listings, e.g. ``"int | None"``."""
+        return self.kind.__name__ + (" | None" if self.optional else "")
+
+    def convert(self, value: Any) -> Any:
+        """Convert an integer to float where a float is declared; leave anything else unchanged."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def is_valid(self, value: Any) -> bool:
+        """Whether ``value`` is allowed."""
+        if value is None:
+            return self.optional
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, bool) and self.kind is not bool:
+            return False
+        if not isinstance(value, self.kind):
+            return False
+        if self.kind in (int, float):
+            number = float(cast(float, value))
+            if math.isnan(number):
+                return False
+            if self.low is not None and (
+                number < self.low or (self.low_open and number == self.low)
+            ):
+                return False
+            if self.high is not None and (
+                number > self.high or (self.high_open and number == self.high)
+            ):
+                return False
+        return True
+
+    def __call__(self, instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not self.is_valid(value):
+            raise ValueError(
+                f"Expected `{attribute.name}` to be {self.describe()}, but got {value!r}."
+            )
+
+
+def parameter(
+    default: Any,
+    *,
+    help: str,
+    unit: str = "",
+    kind: type = float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: Sequence[Any] | None = None,
+    optional: bool = False,
+) -> Any:
+    """Declare one documented, validated model parameter (an attrs field).
+
+    Args:
+        default: the value used when the parameter is not given.
+        help: what the parameter means, in one or two sentences.
+        unit: its SI unit (``"S"``, ``"Ohm"``, ``"V"``, ``"A"``, ``"s"``), or ``""`` if dimensionless.
+        kind: the value's type (float, int, bool or str).
+        low: smallest allowed number, or None.
+        high: largest allowed number, or None.
+        low_open: exclude ``low`` itself.
+        high_open: exclude ``high`` itself.
+        choices: the allowed values, for a parameter that picks one of a few options.
+        optional: allow None (the help says what None means).
+    """
+    check = Check(
+        kind=kind,
+        low=low,
+        high=high,
+        low_open=low_open,
+        high_open=high_open,
+        choices=tuple(choices) if choices is not None else None,
+        optional=optional,
+    )
+    return attrs.field(
+        default=check.convert(default),
+        converter=check.convert,
+        validator=check,
+        metadata={"help": help, "unit": unit, "check": check},
+    )
+
+
+@attrs.frozen
+class ParamInfo:
+    """One parameter of a model, as listings and documentation show it."""
+
+    name: str
+    type: str
+    default: Any
+    unit: str
+    allowed: str
+    help: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return attrs.asdict(self)
+
+
+def describe_params(params_cls: type) -> list[ParamInfo]:
+    """The documented parameters of a parameter class, in declaration order."""
+    infos = []
+    for field in attrs.fields(params_cls):
+        check: Check | None = field.metadata.get("check")
+        infos.append(
+            ParamInfo(
+                name=field.name,
+                type=check.type_name() if check else str(field.type),
+                default=field.default,
+                unit=field.metadata.get("unit", ""),
+                allowed=check.describe() if check else "",
+                help=field.metadata.get("help", ""),
+            )
+        )
+    return infos
+
+
+def non_default_params(params: Any) -> dict[str, Any]:
+    """The fields of a parameter object whose values differ from their defaults."""
+    return {
+        f.name: getattr(params, f.name)
+        for f in attrs.fields(type(params))
+        if getattr(params, f.name) != f.default
+    }
+
+
+def make_params(params_cls: type, values: Mapping[str, Any], *, context: str) -> Any:
+    """Build a parameter object from user values, or raise one clear :class:`ConfigError`.
+
+    Args:
+        params_cls: the model's attrs parameter class.
+        values: parameter names and values as the user gave them.
+        context: what the parameters belong to, e.g. ``"adc model 'sar'"``; starts every message.
+    """
+    known = [f.name for f in attrs.fields(params_cls)]
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            allowed = ", ".join(repr(k) for k in known) or "(none: it takes no parameters)"
+            raise ConfigError(
+                f"Unknown parameter {key!r} for {context}.{hint} Its parameters are: {allowed}."
+            )
+    try:
+        return params_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Invalid parameter for {context}: {exc}") from exc
