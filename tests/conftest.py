@@ -35,3 +35,11 @@ def fake_plugins(monkeypatch: pytest.MonkeyPatch):
     yield install
     for module in [m for m in sys.modules if m.startswith("txsim_fake_")]:
         del sys.modules[module]
+
+
+@pytest.fixture
+def test_models():
+    """The process-wide registry with the models of tests/crossbar_models.py added."""
+    from tests.crossbar_models import registry_with_test_models
+
+    return reset_registry(registry_with_test_models())

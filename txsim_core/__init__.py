@@ -5,6 +5,8 @@ The public API::
     import txsim_core
     txsim_core.list_models("adc")                   # registered models, with provenance
     adc = txsim_core.build_model("adc", "ideal")    # a ready model instance
+    net = txsim_core.convert(net, "paper")          # Linear/Conv/LSTM layers on crossbars
+    opt = txsim_core.CrossbarSGD(net.parameters(), lr=0.1)
 """
 
 from txsim_core.errors import (
@@ -15,6 +17,15 @@ from txsim_core.errors import (
     UnknownModelError,
 )
 from txsim_core.hookspecs import hookimpl
+from txsim_core.nn import (
+    CrossbarConv1d,
+    CrossbarConv2d,
+    CrossbarLinear,
+    CrossbarLSTM,
+    convert,
+    summary,
+)
+from txsim_core.optim import CrossbarSGD
 from txsim_core.registry import build_model, get_spec, list_models, reset_registry, resolve_model
 from txsim_core.specs import Kind, ModelSpec
 
@@ -22,6 +33,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "CrossbarConv1d",
+    "CrossbarConv2d",
+    "CrossbarLSTM",
+    "CrossbarLinear",
+    "CrossbarSGD",
     "Kind",
     "ModelSpec",
     "PluginError",
@@ -30,9 +46,11 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "build_model",
+    "convert",
     "get_spec",
     "hookimpl",
     "list_models",
     "reset_registry",
     "resolve_model",
+    "summary",
 ]

@@ -30,6 +30,8 @@ class IdealDACParams:
 class IdealDAC(DAC):
     """Exact, bipolar DAC: one pass, ``V = x * v_read``."""
 
+    is_exact = True
+
     def num_passes(self, bits: int | None) -> int:
         return 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import torch
 
@@ -16,9 +17,16 @@ class DAC(Model, abc.ABC):
     A converter may need several array evaluations ("passes") per input vector, as a 1-bit
     converter that streams the input bit by bit does; the layer evaluates all passes as one batched
     tensor operation and combines their digital outputs with the pass weights after the ADC.
+
+    Conversion is elementwise: each value is converted on its own, whatever its position, so a
+    layer may convert a whole input image before unfolding it into patches.
     """
 
     kind = Kind.DAC
+
+    is_exact: ClassVar[bool] = False
+    """True only for a one-pass converter whose voltages are exactly proportional to its inputs at
+    every precision; layers then skip the conversion where it cannot change the result."""
 
     @abc.abstractmethod
     def num_passes(self, bits: int | None) -> int:

@@ -1,0 +1,1 @@
+"""Crossbar arrays: configuration, model building, the array engine and its autograd functions."""

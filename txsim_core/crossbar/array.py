@@ -1,0 +1,363 @@
+"""A weight matrix stored on crossbar arrays: the state and the three phases of one layer.
+
+Layout. A layer of ``K`` inputs and ``M`` outputs is tiled into ``T_r x T_c`` arrays of
+``rows x cols`` cells (inputs on rows, outputs on columns). Its trained state is the tensor of ideal
+conductances ``conductance`` of shape ``(T_r, T_c, S, 2, rows, cols)``: S weight slices, each a
+differential pair. Cells beyond ``K`` or ``M`` stay at ``g_min`` (weight 0) and still load the circuit.
+
+Scaling. A digital input vector ``x`` is divided by its sample's largest magnitude ``s_x`` and
+quantized to the input precision: ``x_n`` in [-1, 1]. The DAC turns ``x_n`` into the voltages of
+P passes with pass weights ``a_p`` (1/V); each array, slice and pass yields the differential
+column currents ``I = V @ (G_eff+ - G_eff-)``, which the ADC converts; digital shift-and-add gives
+``y_n = sum_p a_p sum_s significance_s sum_arrays D``, and ``y = y_n * s_x * w_max``. With ideal
+models this is exactly ``x @ W.T``. The backward pass is the same with errors driven into the
+columns of the backward effective conductances, sensed on the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+
+from txsim_core.crossbar.config import LayerConfig
+from txsim_core.crossbar.models import build_layer_models
+from txsim_core.crossbar.quantize import quantize_signed, row_group_scale
+from txsim_core.interfaces import ADC, DAC, ArraySolver, UpdateModel
+from txsim_core.interfaces import Mapping as DeviceMapping
+
+Direction = Literal["forward", "backward"]
+DIRECTIONS: tuple[Direction, Direction] = ("forward", "backward")
+
+
+class CrossbarArray(torch.nn.Module):
+    """The crossbar arrays of one layer: ideal conductances, models, and the three phases.
+
+    Args:
+        weight: initial weights, shape ``(out_features, in_features)`` (as ``nn.Linear``).
+        config: the layer's configuration.
+        seed: seeds the layer's random generator (device variation, write noise, rounding).
+        name: the layer's name, used in messages.
+    """
+
+    conductance: torch.Tensor
+    w_max: torch.Tensor
+    update_count: torch.Tensor
+    device_model: DeviceMapping
+    update_model: UpdateModel
+    solver: ArraySolver
+    dac: DAC
+    adc: ADC
+    dac_backward: DAC
+    adc_backward: ADC
+
+    def __init__(
+        self, weight: torch.Tensor, config: LayerConfig, *, seed: int = 0, name: str = ""
+    ) -> None:
+        super().__init__()
+        self.name = name or "crossbar"
+        self.config = config
+        settings = config.settings
+        models = build_layer_models(config, self.name)
+        self.device_model = models.device
+        self.update_model = models.update
+        self.solver = models.solver
+        self.dac = models.dac
+        self.adc = models.adc
+        self.dac_backward = models.dac_backward
+        self.adc_backward = models.adc_backward
+
+        self.out_features, self.in_features = weight.shape
+        self.rows, self.cols = settings.rows, settings.cols
+        self.tiles_in = math.ceil(self.in_features / self.rows)
+        self.tiles_out = math.ceil(self.out_features / self.cols)
+        self.slices = self.device_model.num_slices(settings.weight_bits)
+        # the rows and columns that carry weights (a single array is cropped to its used part)
+        self.used_rows = self.rows if self.tiles_in > 1 else self.in_features
+        self.used_cols = self.cols if self.tiles_out > 1 else self.out_features
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._cache: dict[str, torch.Tensor] = {}
+
+        shape = (self.tiles_in, self.tiles_out, self.slices, 2, self.rows, self.cols)
+        self.register_buffer(
+            "conductance", torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+        )
+        self.register_buffer("w_max", torch.ones((), dtype=weight.dtype, device=weight.device))
+        self.register_buffer(
+            "update_count", torch.zeros((), dtype=torch.long, device=weight.device)
+        )
+        for direction in DIRECTIONS:  # state of the last circuit solve, for refresh_every > 1
+            self.register_buffer(f"solved_{direction}_g", torch.empty(0, device=weight.device))
+            self.register_buffer(f"solved_{direction}_eff", torch.empty(0, device=weight.device))
+            self.register_buffer(
+                f"solved_{direction}_at", torch.zeros((), dtype=torch.long, device=weight.device)
+            )
+        self.weight = torch.nn.Parameter(weight.detach().clone())
+        self.weight._txsim_crossbar = self  # type: ignore[attr-defined]  # CrossbarSGD finds it
+
+        generator = self.generator()
+        self.device_model.setup(self.conductance.shape, generator)
+        units = self.tiles_in * self.tiles_out * self.slices
+        self.adc.setup(units, self.used_cols, generator)
+        self.adc_backward.setup(units, self.used_rows, generator)
+        self.program(weight)
+
+    # ------------------------------------------------------------------ state
+    def generator(self) -> torch.Generator:
+        """The layer's random generator on the device its state is on."""
+        device = self.conductance.device
+        if device not in self._generators:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self.seed)
+            self._generators[device] = generator
+        return self._generators[device]
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"generator": self.generator().get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator().set_state(state["generator"])
+        self._cache.clear()
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:  # .to(), .cuda(), .double()
+        result = super()._apply(fn, *args, **kwargs)
+        self._cache.clear()
+        return result
+
+    def tile(self, w: torch.Tensor) -> torch.Tensor:
+        """``(K, M)`` -> ``(T_r, T_c, rows, cols)``, zero-padded."""
+        padded = torch.nn.functional.pad(
+            w,
+            (0, self.tiles_out * self.cols - w.shape[1], 0, self.tiles_in * self.rows - w.shape[0]),
+        )
+        return padded.reshape(self.tiles_in, self.rows, self.tiles_out, self.cols).transpose(1, 2)
+
+    def untile(self, tiles: torch.Tensor) -> torch.Tensor:
+        """``(T_r, T_c, r, c)`` -> ``(K, M)``, for tiles cropped to their used rows and columns."""
+        t_r, t_c, r, c = tiles.shape
+        return tiles.transpose(1, 2).reshape(t_r * r, t_c * c)[
+            : self.in_features, : self.out_features
+        ]
+
+    @torch.no_grad()
+    def program(self, weight: torch.Tensor) -> None:
+        """Write weights of shape ``(out_features, in_features)`` onto the arrays (ideally)."""
+        settings = self.config.settings
+        if settings.w_max is not None:
+            w_max = settings.w_max
+        else:
+            largest = float(weight.abs().max())
+            w_max = settings.w_max_headroom * largest if largest > 0 else 1.0
+        self.w_max.fill_(w_max)
+        w_n = self.tile(weight.detach().t().to(self.conductance.dtype) / w_max)
+        self.conductance.copy_(self.device_model.encode(w_n, settings.weight_bits))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self.weight.data.copy_(self.read_weight())
+
+    def _significance(self) -> torch.Tensor:
+        sig = self.device_model.significance(self.config.settings.weight_bits)
+        return sig.to(device=self.conductance.device, dtype=self.conductance.dtype)
+
+    def _normalized_weight(self, g: torch.Tensor) -> torch.Tensor:
+        """``(K, M)`` weights in [-1, 1] that conductances of the layer's shape stand for."""
+        diff = (
+            g[..., 0, : self.used_rows, : self.used_cols]
+            - g[..., 1, : self.used_rows, : self.used_cols]
+        )
+        return self.untile(torch.einsum("s,tusrc->turc", self._significance(), diff))
+
+    def read_weight(self) -> torch.Tensor:
+        """The weights the ideal conductances stand for, ``(out_features, in_features)``."""
+        return (self._normalized_weight(self.conductance) * self.w_max).t()
+
+    # ------------------------------------------------------- non-ideal matrices
+    def _cached(self, key: str, compute: Any) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def realized(self) -> torch.Tensor:
+        """The conductances the devices really have (variation, faults) when read."""
+        return self._cached("realized", lambda: self.device_model.realize(self.conductance))
+
+    def effective(self, direction: Direction) -> torch.Tensor:
+        """Effective conductances of the direction, refreshed as ``refresh_every`` says."""
+        return self._cached(f"effective_{direction}", lambda: self._solve(direction))
+
+    @torch.no_grad()
+    def _solve(self, direction: Direction) -> torch.Tensor:
+        g = self.realized()
+        if self.solver.is_exact:
+            return g
+        solved_g = getattr(self, f"solved_{direction}_g")
+        solved_eff = getattr(self, f"solved_{direction}_eff")
+        solved_at = getattr(self, f"solved_{direction}_at")
+        fresh = solved_g.shape != g.shape
+        if not fresh and int(self.update_count - solved_at) < self.config.settings.refresh_every:
+            return g * (solved_eff / solved_g)  # interpolated: the stored distortion, reapplied
+        if fresh:
+            g_eff = self.solver.effective_conductance(g, direction)
+        else:  # solve again only the arrays whose conductances changed
+            g_eff = solved_eff.clone()
+            changed = (g != solved_g).flatten(-2).any(-1)
+            if bool(changed.any()):
+                g_eff[changed] = self.solver.effective_conductance(g[changed], direction)
+        setattr(self, f"solved_{direction}_g", g.clone())
+        setattr(self, f"solved_{direction}_eff", g_eff)
+        solved_at.copy_(self.update_count)
+        return g_eff
+
+    def differential(self, direction: Direction) -> torch.Tensor:
+        """Positive minus negative effective conductances on the used cells: ``(T_r, T_c, S, r, c)``."""
+
+        def compute() -> torch.Tensor:
+            g = self.effective(direction)[..., : self.used_rows, : self.used_cols]
+            return g[..., 0, :, :] - g[..., 1, :, :]
+
+        return self._cached(f"differential_{direction}", compute)
+
+    def effective_weight(self, direction: Direction) -> torch.Tensor:
+        """The normalized ``(K, M)`` matrix the arrays compute when the ADC is exact."""
+
+        def compute() -> torch.Tensor:
+            diff = self.differential(direction)
+            return self.untile(torch.einsum("s,tusrc->turc", self._significance(), diff))
+
+        return self._cached(f"weight_{direction}", compute)
+
+    # -------------------------------------------------------------- conversion
+    def _bits(self, direction: Direction) -> int | None:
+        settings = self.config.settings
+        return settings.input_bits if direction == "forward" else settings.error_bits
+
+    def _dac(self, direction: Direction) -> Any:
+        return self.dac if direction == "forward" else self.dac_backward
+
+    def _adc(self, direction: Direction) -> Any:
+        return self.adc if direction == "forward" else self.adc_backward
+
+    def skips_conversion(self, direction: Direction) -> bool:
+        """Whether the direction's inputs pass the DAC and quantizer unchanged (up to scale)."""
+        return self._bits(direction) is None and self._dac(direction).is_exact
+
+    def quantize(
+        self, x: torch.Tensor, direction: Direction, rows_per_sample: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale ``(N, K)`` values per sample and quantize them: returns ``(x_n, scale)``."""
+        if self.skips_conversion(direction):
+            return x, torch.ones((x.shape[0], 1), dtype=x.dtype, device=x.device)
+        scale = row_group_scale(x, rows_per_sample)
+        return quantize_signed(x / scale, self._bits(direction)), scale
+
+    def convert_collapsed(self, x_n: torch.Tensor, direction: Direction) -> torch.Tensor:
+        """DAC passes recombined in the analog domain: ``sum_p a_p V_p`` (same shape as ``x_n``)."""
+        if self.skips_conversion(direction):
+            return x_n
+        volts, weights = self._dac(direction)(x_n, self._bits(direction))
+        return torch.tensordot(weights.to(volts.dtype), volts, dims=1)
+
+    def uses_exact_adc(self, direction: Direction) -> bool:
+        """Whether the direction's ADC is exact, so arrays, slices and passes can be summed first."""
+        return bool(self._adc(direction).is_exact)
+
+    def matmul(self, x_n: torch.Tensor, direction: Direction) -> torch.Tensor:
+        """Normalized ``(N, K) -> (N, M)`` forward, or ``(N, M) -> (N, K)`` backward."""
+        if self.uses_exact_adc(direction):
+            w = self.effective_weight(direction)
+            x_eff = self.convert_collapsed(x_n, direction)
+            return x_eff @ w if direction == "forward" else x_eff @ w.t()
+        return self._analog_matmul(x_n, direction)
+
+    def _analog_matmul(self, x_n: torch.Tensor, direction: Direction) -> torch.Tensor:
+        """Every array, slice and pass evaluated and converted: one batched product, one ADC call."""
+        volts, weights = self._dac(direction)(x_n, self._bits(direction))  # (P, N, in)
+        passes, n = volts.shape[:2]
+        diff = self.differential(direction)  # (T_r, T_c, S, r, c)
+        t_r, t_c, s, r, c = diff.shape
+        if direction == "forward":
+            tiles, width, lines = t_r, r, t_c * s * c
+            matrix = diff.permute(0, 3, 1, 2, 4).reshape(t_r, r, lines)
+            out_tiles, out_width = t_c, c
+        else:
+            tiles, width, lines = t_c, c, t_r * s * r
+            matrix = diff.permute(1, 4, 0, 2, 3).reshape(t_c, c, lines)
+            out_tiles, out_width = t_r, r
+        padded = torch.nn.functional.pad(volts, (0, tiles * width - volts.shape[-1]))
+        inputs = padded.reshape(passes * n, tiles, width).transpose(0, 1)  # (tiles, P*N, width)
+        current = torch.bmm(inputs, matrix.to(inputs.dtype))  # (tiles, P*N, lines)
+        current = current.transpose(0, 1).reshape(
+            passes * n, -1, out_width
+        )  # (P*N, units, channels)
+        digital = self._adc(direction)(current)
+        if direction == "forward":  # units ordered (T_r, T_c, S); sum passes, row tiles, slices
+            digital = digital.reshape(passes, n, t_r, t_c, s, c)
+            coef = (
+                weights.to(digital.dtype)[:, None] * self._significance().to(digital.dtype)[None, :]
+            )
+            y = torch.einsum("pntusc,ps->nuc", digital, coef)
+        else:  # units ordered (T_c, T_r, S); sum passes, column tiles, slices
+            digital = digital.reshape(passes, n, t_c, t_r, s, r)
+            coef = (
+                weights.to(digital.dtype)[:, None] * self._significance().to(digital.dtype)[None, :]
+            )
+            y = torch.einsum("pnutsr,ps->ntr", digital, coef)
+        limit = self.out_features if direction == "forward" else self.in_features
+        return y.reshape(n, out_tiles * out_width)[:, :limit]
+
+    # ------------------------------------------------------------------ update
+    @torch.no_grad()
+    def apply_update(self, delta_weight: torch.Tensor) -> None:
+        """Change the weights by ``delta_weight`` (shape of ``weight``, learning rate applied).
+
+        The updated weight is rounded to the weight grid, re-encoded into target conductances, and
+        the update model writes the requested change ``target - G`` on the devices of the weights
+        that changed; what it really writes (non-linearity, noise, bounds) becomes the new state.
+        """
+        settings = self.config.settings
+        w_n = self._normalized_weight(self.conductance) + delta_weight.t() / self.w_max
+        w_n = quantize_signed(
+            w_n,
+            settings.weight_bits,
+            stochastic=settings.update_rounding == "stochastic",
+            generator=self.generator(),
+        )
+        target = self.device_model.encode(self.tile(w_n), settings.weight_bits)
+        requested = self.tile((delta_weight != 0).t().to(target.dtype))[:, :, None, None]
+        dg = (target - self.conductance) * requested
+        self.conductance.copy_(self.update_model.step(self.conductance, dg, self.generator()))
+        self.update_count += 1
+        self._changed()
+
+    def model_name(self, slot: str, direction: Direction = "forward") -> str:
+        """The registered name of a slot's model (its class name if it was given as an object)."""
+        value = self.config.slot(slot, direction)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping) and "name" in value:
+            return str(value["name"])
+        return type(value).__name__ if not isinstance(value, type) else value.__name__
+
+    def describe(self) -> dict[str, Any]:
+        """What the layer is made of, for ``repr`` and :func:`txsim_core.summary`."""
+        settings = self.config.settings
+        passes = (
+            self.dac.num_passes(settings.input_bits),
+            self.dac_backward.num_passes(settings.error_bits),
+        )
+        bits = (settings.weight_bits, settings.input_bits, settings.error_bits)
+        return {
+            "arrays": f"{self.tiles_in}x{self.tiles_out} of {self.rows}x{self.cols}",
+            "slices": self.slices,
+            "passes": "/".join(str(p) for p in passes),
+            "bits": "/".join(str(b or "fp") for b in bits),
+            **{
+                slot: self.model_name(slot) for slot in ("device", "dac", "adc", "solver", "update")
+            },
+            "backward": "/".join(self.model_name(s, "backward") for s in ("dac", "adc")),
+        }

@@ -1,0 +1,128 @@
+"""Autograd functions: the forward and backward passes of crossbar layers.
+
+The gradient of the layer's input is what the backward pass through the arrays produces (errors
+quantized, converted, driven into the columns, sensed on the rows); the gradient of the weight is
+the outer product of the quantized inputs and errors, as the update circuit sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+import torch.nn.grad
+
+from txsim_core.crossbar.array import CrossbarArray
+
+
+class AnalogMatmul(torch.autograd.Function):
+    """``y = x @ W.T`` on crossbars, for 2-D inputs ``(N, in_features)``.
+
+    Inputs are scaled per sample: ``rows_per_sample`` consecutive rows form one sample (1 for a
+    linear layer, the number of patches for an unfolded convolution).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, array: CrossbarArray, rows_per_sample: int
+    ) -> torch.Tensor:
+        x_n, x_scale = array.quantize(x, "forward", rows_per_sample)
+        ctx.array, ctx.rows_per_sample = array, rows_per_sample
+        ctx.save_for_backward(x_n, x_scale)
+        return array.matmul(x_n, "forward") * (x_scale * array.w_max)
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        array: CrossbarArray = ctx.array
+        x_n, x_scale = ctx.saved_tensors
+        e_n, e_scale = array.quantize(grad_y.contiguous(), "backward", ctx.rows_per_sample)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = array.matmul(e_n, "backward") * (e_scale * array.w_max)
+        if ctx.needs_input_grad[1]:
+            grad_w = (e_n * e_scale).t() @ (x_n * x_scale)
+        return grad_x, grad_w, None, None
+
+
+@attrs.frozen
+class ConvGeometry:
+    """The operation of an N-d convolution (zero padding already applied to the input).
+
+    Args:
+        dims: 1 or 2 spatial dimensions.
+        stride: stride per spatial dimension.
+        dilation: dilation per spatial dimension.
+        weight_shape: ``(out_channels, in_channels, *kernel_size)``.
+    """
+
+    dims: int
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    weight_shape: tuple[int, ...]
+
+    @property
+    def _conv(self) -> Callable[..., torch.Tensor]:
+        return F.conv1d if self.dims == 1 else F.conv2d
+
+    def apply(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return self._conv(x, weight, stride=self.stride, dilation=self.dilation)
+
+    def grad_input(
+        self, shape: torch.Size, weight: torch.Tensor, grad_y: torch.Tensor
+    ) -> torch.Tensor:
+        grad = torch.nn.grad.conv1d_input if self.dims == 1 else torch.nn.grad.conv2d_input
+        return grad(shape, weight, grad_y, stride=self.stride, dilation=self.dilation)
+
+    def grad_weight(self, x: torch.Tensor, shape: torch.Size, grad_y: torch.Tensor) -> torch.Tensor:
+        grad = torch.nn.grad.conv1d_weight if self.dims == 1 else torch.nn.grad.conv2d_weight
+        return grad(x, shape, grad_y, stride=self.stride, dilation=self.dilation)
+
+
+class ExactAdcConv(torch.autograd.Function):
+    """A convolution on crossbars whose ADCs are exact in both directions.
+
+    With exact ADCs every array, slice and pass can be summed in the analog domain, so the layer is
+    a native convolution with the effective weights of each direction, applied to the inputs and
+    errors as the DAC converts them: the same result as unfolding, much faster.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        array: CrossbarArray,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
+        batch = x.shape[0]
+        x_n, x_scale = array.quantize(x.reshape(batch, -1), "forward", 1)
+        x_eff = array.convert_collapsed(x_n, "forward").reshape(x.shape)
+        w_eff = array.effective_weight("forward").t().reshape(geometry.weight_shape)
+        ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
+        ctx.save_for_backward(x_n, x_scale)
+        y = geometry.apply(x_eff, w_eff)
+        return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        array: CrossbarArray = ctx.array
+        geometry: ConvGeometry = ctx.geometry
+        x_n, x_scale = ctx.saved_tensors
+        batch = grad_y.shape[0]
+        ones = [1] * (grad_y.dim() - 1)
+        e_n, e_scale = array.quantize(grad_y.reshape(batch, -1), "backward", 1)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            e_eff = array.convert_collapsed(e_n, "backward").reshape(grad_y.shape)
+            w_eff = array.effective_weight("backward").t().reshape(geometry.weight_shape)
+            grad_x = geometry.grad_input(ctx.x_shape, w_eff, e_eff)
+            grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
+        if ctx.needs_input_grad[1]:
+            x_digital = (x_n * x_scale).reshape(ctx.x_shape)
+            e_digital = (e_n * e_scale).reshape(grad_y.shape)
+            shape = torch.Size(geometry.weight_shape)
+            grad_w = geometry.grad_weight(x_digital, shape, e_digital).reshape(array.weight.shape)
+        return grad_x, grad_w, None, None
