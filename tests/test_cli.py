@@ -21,10 +21,8 @@ def test_list_models_table():
     assert lines[0].split() == ["Kind", "Name", "Provider", "Summary"]
     assert set(lines[1]) <= {"-", " "}
     rows = [line.split()[:4] for line in lines[2:]]
-    assert [r[:2] for r in rows] == [
-        [k, "ideal"] for k in ("dac", "adc", "mapping", "solver", "update")
-    ]
-    assert all(r[2:4] == ["txsim", txsim_core.__version__] for r in rows)
+    assert [r[0] for r in rows if r[1] == "ideal"] == ["dac", "adc", "mapping", "solver", "update"]
+    assert all(r[2:4] == ["txsim", txsim_core.__version__] for r in rows)  # builtins only here
     # columns are aligned: every summary starts at the same offset
     assert len({line.index(line.split()[4]) for line in lines[2:]}) == 1
 
@@ -32,7 +30,13 @@ def test_list_models_table():
 def test_list_models_json_has_required_keys():
     result = run("list-models", "--json")
     records = json.loads(result.output)
-    assert len(records) == 5
+    assert [r["kind"] for r in records if r["name"] == "ideal"] == [
+        "dac",
+        "adc",
+        "mapping",
+        "solver",
+        "update",
+    ]
     for record in records:
         assert {"kind", "name", "distribution", "version", "summary", "params"} <= record.keys()
         assert record["distribution"] == "txsim" and record["version"] == txsim_core.__version__
@@ -50,7 +54,8 @@ def test_list_models_json_has_required_keys():
 
 def test_list_models_kind_filter_is_repeatable():
     result = run("list-models", "--kind", "adc", "--kind", "solver", "--json")
-    assert [r["kind"] for r in json.loads(result.output)] == ["adc", "solver"]
+    kinds = [r["kind"] for r in json.loads(result.output)]
+    assert set(kinds) == {"adc", "solver"} and kinds == sorted(kinds, key=["adc", "solver"].index)
     bad = run("list-models", "--kind", "adcs")
     assert bad.exit_code == 2 and "'adcs' is not one of" in bad.output
 

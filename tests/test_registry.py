@@ -23,8 +23,8 @@ def fresh_registry(*plugins: tuple[str, object]) -> Registry:
 
 
 def test_builtin_ideal_model_of_every_kind():
-    specs = txsim_core.list_models()
-    assert [(s.kind, s.name) for s in specs] == [(k, "ideal") for k in Kind]
+    specs = [s for s in txsim_core.list_models() if s.name == "ideal"]
+    assert [s.kind for s in specs] == list(Kind)
     for spec in specs:
         assert (spec.plugin, spec.distribution) == ("txsim", "txsim")
         assert spec.version == txsim_core.__version__
@@ -33,7 +33,8 @@ def test_builtin_ideal_model_of_every_kind():
 
 
 def test_list_models_by_kind_and_names_normalised():
-    assert [s.name for s in txsim_core.list_models("adc")] == ["ideal"]
+    assert "ideal" in [s.name for s in txsim_core.list_models("adc")]
+    assert {s.kind for s in txsim_core.list_models("adc")} == {Kind.ADC}
     assert txsim_core.get_spec(" ADC ", "IDEAL").factory is IdealADC
 
 

@@ -1,4 +1,7 @@
-"""Hook implementations that register the built-in ``ideal`` models (plugin name ``txsim``)."""
+"""Hook implementations that register the built-in models (plugin name ``txsim``).
+
+The ``ideal`` model of every kind, the ``multibit`` DAC and the ``uniform`` ADC.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,14 @@ def txsim_dac_models() -> Iterator[ModelSpec]:
         params=IdealDACParams,
         summary="Exact bipolar DAC, one pass: V = x * v_read",
     )
+    from txsim_core.builtin.converters import MultiBitDAC, MultiBitDACParams
+
+    yield ModelSpec(
+        name="multibit",
+        factory=MultiBitDAC,
+        params=MultiBitDACParams,
+        summary="b-bit DAC, unipolar (2 passes) or bipolar, INL polynomial or CSV curve",
+    )
 
 
 @hookimpl
@@ -29,6 +40,14 @@ def txsim_adc_models() -> Iterator[ModelSpec]:
         factory=IdealADC,
         params=NoParams,
         summary="Exact ADC: infinite resolution and range",
+    )
+    from txsim_core.builtin.converters import UniformADC, UniformADCParams
+
+    yield ModelSpec(
+        name="uniform",
+        factory=UniformADC,
+        params=UniformADCParams,
+        summary="N-bit uniform quantizer, INL, saturation, fixed or calibrated full scale",
     )
 
 

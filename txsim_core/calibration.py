@@ -1,0 +1,363 @@
+"""The full scale of an analog-to-digital converter: fixed, or calibrated from the currents it converts.
+
+The TxSim paper (section IV-B): "The maximum current through ADCs is data dependent and obtained by
+collecting output distribution statistics." An ADC model that uses this module (the built-in
+``uniform`` ADC and the ``sar`` plugin) takes the parameters of :class:`FullScaleParams` and keeps
+one :class:`FullScale` sub-module, whose buffers hold the full scale so that it moves with the
+layer between devices and is saved in its checkpoints.
+
+Full scale ``FS`` (amperes): the current converted to the largest code; a converter with
+``L = 2**(bits-1) - 1`` magnitude levels has ``LSB = FS / L`` and saturates beyond ``+-FS``.
+
+* **Fixed**: ``full_scale`` set, in amperes. Nothing is calibrated.
+* **Calibrated** (``full_scale=None``): ``FS`` is a statistic of ``|I|`` (the converter is signed
+  and symmetric, so the magnitude of the differential currents matters):
+
+  - ``calibration="max"``: the running maximum of ``|I|`` over the calibration minibatches (the
+    paper's "maximum current"). Nothing the converter has seen during calibration saturates.
+  - ``calibration="percentile"``: the mean, over the calibration minibatches, of each minibatch's
+    ``percentile``-th percentile of ``|I|`` (linear interpolation between order statistics, as
+    ``numpy.percentile``). Rare large currents then saturate instead of costing every other
+    current resolution.
+
+  ``calibration_scope="layer"`` computes one ``FS`` over all units (arrays and weight slices) and
+  channels of the layer direction; ``"array"`` one ``FS`` per unit, over its channels.
+
+  When the statistic is collected: a forward call is one minibatch. The full scale is updated
+
+  1. during the first ``calibration_batches`` (K) calls in training mode (``module.train()``;
+     PyTorch modules start in training mode), then frozen;
+  2. on every call inside :func:`calibrating` (an explicit calibration pass, any mode; it
+     restarts the statistic unless ``reset=False``);
+  3. on the first call of a converter that has seen no data yet, whatever the mode (so that a
+     converter never converts with an undefined full scale: with K = 0 and no explicit pass,
+     the first minibatch calibrates it).
+
+  The buffers ``value`` (the full scale, shape ``(1,)`` or ``(units,)``, in amperes) and
+  ``batches`` (how many minibatches the statistic holds) are saved in checkpoints; a loaded
+  converter continues from them (frozen if ``batches >= K``).
+
+  A calibrated full scale of 0 (every current seen was 0) makes the converter output 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import torch
+
+from txsim_core.errors import ConfigError
+from txsim_core.params import parameter
+
+__all__ = [
+    "FullScale",
+    "FullScaleParams",
+    "adopt_buffer_shapes",
+    "calibrating",
+    "percentile",
+    "round_half_away",
+    "to_lsb",
+]
+
+
+@attrs.frozen(kw_only=True)
+class FullScaleParams:
+    """Parameters of an ADC's full scale; ADC parameter classes derive from this class."""
+
+    full_scale: float | None = parameter(
+        None,
+        unit="A",
+        low=0.0,
+        low_open=True,
+        optional=True,
+        help="Current converted to the largest code; the converter saturates beyond +-full_scale. "
+        "None: calibrated from the currents it converts (see `calibration`).",
+    )
+    calibration: str = parameter(
+        "max",
+        kind=str,
+        choices=("max", "percentile"),
+        help="Statistic of |I| that sets a calibrated full scale: 'max', the running maximum over "
+        "the calibration minibatches (the paper's maximum current); 'percentile', the mean over "
+        "those minibatches of each one's `percentile`-th percentile.",
+    )
+    percentile: float = parameter(
+        99.9,
+        low=0.0,
+        low_open=True,
+        high=100.0,
+        help="Percentile of |I|, in percent, that sets the full scale when "
+        "calibration='percentile'.",
+    )
+    calibration_scope: str = parameter(
+        "layer",
+        kind=str,
+        choices=("layer", "array"),
+        help="'layer': one calibrated full scale for every unit (array and weight slice) of the "
+        "layer direction; 'array': one per unit.",
+    )
+    calibration_batches: int = parameter(
+        10,
+        kind=int,
+        low=0,
+        help="Number of training-mode forward calls (minibatches) whose currents calibrate the "
+        "full scale before it is frozen. 0: only an explicit calibration pass "
+        "(txsim_core.calibration.calibrating) or, failing that, the first call.",
+    )
+
+
+def round_half_away(x: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer, ties away from zero (``2.5 -> 3``, ``-2.5 -> -3``)."""
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+def to_lsb(
+    current: torch.Tensor, full_scale: torch.Tensor, levels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Express currents in LSB of a signed converter with ``levels`` magnitude levels.
+
+    Shared by every ADC that uses :class:`FullScale`, so that converters of the same full scale
+    and resolution compute bit-identical intermediate values.
+
+    Args:
+        current: currents in amperes, shape ``(B, units, channels)``.
+        full_scale: the full scale in amperes, broadcastable to ``current`` (from
+            :meth:`FullScale.forward`).
+        levels: the largest magnitude code, ``2**(bits-1) - 1``.
+
+    Returns:
+        ``x = current / LSB`` (dimensionless) and ``LSB = full_scale / levels`` (amperes). Where
+        the full scale is 0, ``LSB`` is reported as 0 and ``x`` is computed with an LSB of 1 A
+        (callers multiply codes by ``LSB``, so the output is 0).
+    """
+    lsb = full_scale / levels
+    positive = full_scale > 0
+    x = current / torch.where(positive, lsb, torch.ones_like(lsb))
+    return x, torch.where(positive, lsb, torch.zeros_like(lsb))
+
+
+def percentile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """The ``q``-th percentile along the last dimension, interpolated linearly.
+
+    The same definition as ``numpy.percentile(values, q, axis=-1)`` (method ``"linear"``): with
+    ``n`` values sorted as ``v_0 <= ... <= v_{n-1}`` and ``h = q / 100 * (n - 1)``, the result is
+    ``v_floor(h) + (h - floor(h)) * (v_ceil(h) - v_floor(h))``. Uses selection
+    (:func:`torch.kthvalue`), not a full sort, and has no size limit (unlike
+    :func:`torch.quantile`).
+
+    Args:
+        values: shape ``(..., n)`` with ``n >= 1``.
+        q: the percentile, in [0, 100].
+    """
+    n = values.shape[-1]
+    h = q / 100.0 * (n - 1)
+    lo = int(h)  # floor, h >= 0
+    hi = min(lo + 1, n - 1)
+    work = values if values.dtype in (torch.float32, torch.float64) else values.float()
+    v_lo = torch.kthvalue(work, lo + 1, dim=-1).values
+    if hi == lo or h == lo:
+        return v_lo
+    v_hi = torch.kthvalue(work, hi + 1, dim=-1).values
+    return v_lo + (h - lo) * (v_hi - v_lo)
+
+
+def adopt_buffer_shapes(
+    module: torch.nn.Module, state_dict: Mapping[str, Any], prefix: str, names: Iterable[str]
+) -> None:
+    """Reshape lazily sized buffers to the shapes a checkpoint stores, before it is loaded.
+
+    Buffers whose shape is known only after :meth:`~txsim_core.interfaces.ADC.setup` (one entry
+    per unit or converter instance) start empty; call this at the start of a module's
+    ``_load_from_state_dict`` so that a checkpoint loads into a module that was not set up yet.
+
+    Args:
+        module: the module that owns the buffers.
+        state_dict: the state being loaded.
+        prefix: the module's key prefix in ``state_dict``.
+        names: the buffer names to adopt.
+    """
+    for name in names:
+        stored = state_dict.get(prefix + name)
+        current = getattr(module, name)
+        if isinstance(stored, torch.Tensor) and stored.shape != current.shape:
+            setattr(
+                module, name, torch.empty(stored.shape, dtype=current.dtype, device=current.device)
+            )
+
+
+class FullScale(torch.nn.Module):
+    """Holds, calibrates and serves the full scale of one ADC (see the module docstring).
+
+    Args:
+        params: an instance of :class:`FullScaleParams` (or of a class derived from it).
+
+    Attributes:
+        value: buffer, the full scale in amperes: shape ``(1,)`` for a fixed full scale or
+            ``calibration_scope="layer"``, ``(units,)`` for ``"array"`` (empty until
+            :meth:`setup` or the first call).
+        batches: buffer, the number of minibatches the calibrated statistic holds.
+        calibrating: set by :func:`calibrating`; while True every call updates the statistic.
+    """
+
+    value: torch.Tensor
+    batches: torch.Tensor
+
+    def __init__(self, params: FullScaleParams) -> None:
+        super().__init__()
+        self.params = params
+        self.calibrating = False
+        fixed = params.full_scale
+        size = 1 if fixed is not None or params.calibration_scope == "layer" else 0
+        start = float(fixed) if fixed is not None else 0.0
+        self.register_buffer("value", torch.full((size,), start, dtype=torch.float64))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+        self._seen = 0  # mirror of `batches`, so that deciding to calibrate needs no device sync
+
+    @property
+    def is_fixed(self) -> bool:
+        """Whether the full scale is a fixed parameter (not calibrated)."""
+        return self.params.full_scale is not None
+
+    @property
+    def per_unit(self) -> bool:
+        """Whether there is one calibrated full scale per unit (``calibration_scope="array"``)."""
+        return not self.is_fixed and self.params.calibration_scope == "array"
+
+    @property
+    def seen_batches(self) -> int:
+        """How many minibatches the calibrated statistic holds (0 for a fixed full scale)."""
+        return self._seen
+
+    def extra_repr(self) -> str:
+        if self.is_fixed:
+            return f"fixed={self.params.full_scale!r}"
+        return (
+            f"calibration={self.params.calibration!r}, scope={self.params.calibration_scope!r}, "
+            f"batches={self._seen}/{self.params.calibration_batches}"
+        )
+
+    def setup(self, units: int) -> None:
+        """Size the buffers for a layer direction of ``units`` units (keeps a matching state)."""
+        if not self.per_unit or self.value.shape == (units,):
+            return
+        self.value = torch.zeros(units, dtype=self.value.dtype, device=self.value.device)
+        self.batches.zero_()
+        self._seen = 0
+
+    def reset(self) -> None:
+        """Forget the calibrated statistic; the next call calibrates again."""
+        if self.is_fixed:
+            return
+        self.value.zero_()
+        self.batches.zero_()
+        self._seen = 0
+
+    def wants_data(self) -> bool:
+        """Whether the next call updates the calibrated statistic (see the module docstring)."""
+        if self.is_fixed:
+            return False
+        return (
+            self.calibrating
+            or self._seen == 0
+            or (self.training and self._seen < self.params.calibration_batches)
+        )
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """The full scale for converting ``current``, after updating it if calibrating.
+
+        Args:
+            current: shape ``(B, units, channels)``, in amperes.
+
+        Returns:
+            The full scale in amperes, shape ``(1, 1, 1)`` or ``(1, units, 1)``, in the dtype
+            and on the device of ``current``.
+        """
+        if current.dim() != 3:
+            raise ConfigError(
+                "Expected currents of shape (B, units, channels), but got shape "
+                f"{tuple(current.shape)}."
+            )
+        if self.per_unit and self.value.numel() == 0:
+            self.setup(current.shape[1])
+        if self.per_unit and current.shape[1] != self.value.shape[0]:
+            raise ConfigError(
+                f"Expected currents of {self.value.shape[0]} units (as set up), but got shape "
+                f"{tuple(current.shape)}."
+            )
+        if self.wants_data() and current.numel() > 0:
+            self.observe(current)
+        return self.value.to(device=current.device, dtype=current.dtype).view(1, -1, 1)
+
+    @torch.no_grad()
+    def observe(self, current: torch.Tensor) -> None:
+        """Fold one minibatch of currents into the calibrated statistic."""
+        magnitude = current.detach().abs()
+        if self.per_unit:
+            flat = magnitude.transpose(0, 1).reshape(magnitude.shape[1], -1)
+        else:
+            flat = magnitude.reshape(1, -1)
+        if self.params.calibration == "max":
+            stat = flat.amax(dim=1)
+        else:
+            stat = percentile(flat, self.params.percentile)
+        stat = stat.to(device=self.value.device, dtype=self.value.dtype)
+        if self._seen == 0:
+            self.value.copy_(stat)
+        elif self.params.calibration == "max":
+            torch.maximum(self.value, stat, out=self.value)
+        else:  # running mean of the per-minibatch percentiles
+            self.value.add_((stat - self.value) / (self._seen + 1))
+        self._seen += 1
+        self.batches.fill_(self._seen)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: Mapping[str, Any],
+        prefix: str,
+        local_metadata: Any,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        adopt_buffer_shapes(self, state_dict, prefix, ["value"])
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        self._seen = int(self.batches.item())
+
+
+@contextlib.contextmanager
+def calibrating(module: torch.nn.Module, *, reset: bool = True) -> Iterator[torch.nn.Module]:
+    """An explicit calibration pass: every ADC full scale inside ``module`` learns from each call.
+
+    Use it around forward passes over calibration data (in any mode)::
+
+        with torch.no_grad(), calibrating(model):
+            for x, _ in calibration_batches:
+                model(x)
+
+    Each forward call of a converter inside the block is one minibatch of its statistic (running
+    maximum, or mean of per-minibatch percentiles). After the block the full scales are frozen
+    unless training-mode calls remain of the first ``calibration_batches`` (calls inside the block
+    count towards them). Fixed full scales are left alone.
+
+    Args:
+        module: a model, layer or converter; every :class:`FullScale` among its sub-modules (and
+            itself) calibrates.
+        reset: restart the statistics at the start of the block (default); False continues them.
+    """
+    scales = [m for m in module.modules() if isinstance(m, FullScale)]
+    previous = [s.calibrating for s in scales]
+    try:
+        for scale in scales:
+            if reset:
+                scale.reset()
+            scale.calibrating = True
+        yield module
+    finally:
+        for scale, was in zip(scales, previous, strict=True):
+            scale.calibrating = was
