@@ -122,3 +122,17 @@ def test_summary_lists_layers_and_models(test_models):
         "sign-phase/pass-through",
     ]
     assert "arrays=2x1 of 64x64" in repr(net)
+
+
+def test_interpolation_keeps_cells_of_zero_conductance_finite(test_models):
+    lazy = layer({"rows": 8, "cols": 8, "solver": {"name": "series", "refresh_every": 5}})
+    array = lazy.crossbar
+    with torch.no_grad():
+        array.conductance[0, 0, 0, 0, 0, 0] = 0.0  # zero when the circuit is solved
+    array._changed()
+    array.effective("forward")
+    array.update_count += 1
+    array._changed()
+    effective = array.effective("forward")  # interpolated from the stored solve
+    assert torch.isfinite(effective).all()
+    assert effective[0, 0, 0, 0, 0, 0] == array.solved_forward_eff[0, 0, 0, 0, 0, 0]

@@ -200,7 +200,9 @@ class CrossbarArray(torch.nn.Module):
         solved_at = getattr(self, f"solved_{direction}_at")
         fresh = solved_g.shape != g.shape
         if not fresh and int(self.update_count - solved_at) < self.config.settings.refresh_every:
-            return g * (solved_eff / solved_g)  # interpolated: the stored distortion, reapplied
+            # interpolated: the stored distortion reapplied; a cell of zero conductance keeps its
+            # effective value (sneak paths can give it one)
+            return torch.where(solved_g > 0, g * solved_eff / solved_g, solved_eff)
         if fresh:
             g_eff = self.solver.effective_conductance(g, direction)
         else:  # solve again only the arrays whose conductances changed
