@@ -1,0 +1,188 @@
+"""The ``fcm`` array solver: exact effective conductances of crossbar arrays with wire parasitics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import torch
+
+from txsim_core.errors import ConfigError
+from txsim_core.interfaces import ArraySolver
+from txsim_core.interfaces.solver import Direction
+from txsim_core.params import parameter
+from txsim_fcm.network import NetworkError, port_admittance, terminate
+
+BYTES_PER_SITE = 800
+"""Working memory per cell of a (padded) array, in bytes: the two arenas of
+:func:`~txsim_fcm.network.port_admittance` (640) plus inputs and outputs."""
+
+
+def _resistance(default: float, help: str, positive: bool) -> float:
+    return parameter(default, unit="Ohm", low=0.0, low_open=positive, high=1e9, help=help)
+
+
+@attrs.frozen(kw_only=True)
+class FCMParams:
+    """Parameters of the fast crossbar model (exact circuit solve)."""
+
+    r_source: float = _resistance(
+        100.0,
+        "Output resistance of each line driver, between the ideal source and the first wire "
+        "segment of the driven line; 0 is an ideal source.",
+        positive=False,
+    )
+    r_sink: float = _resistance(
+        100.0,
+        "Input resistance of each sense circuit, between the last wire segment of the sensed "
+        "line and the virtual ground; 0 is an ideal virtual ground.",
+        positive=False,
+    )
+    r_row: float = _resistance(
+        1.0, "Row-wire resistance per cell (one segment per cell).", positive=True
+    )
+    r_col: float = _resistance(
+        4.6, "Column-wire resistance per cell (one segment per cell).", positive=True
+    )
+    workspace_bytes: int = parameter(
+        2**31,
+        kind=int,
+        unit="B",
+        low=2**20,
+        help="Largest working memory of one batched solve (about 800 bytes per cell); a batch "
+        "that needs more is solved in chunks of arrays, one chunk after another.",
+    )
+    reuse_last: bool = parameter(
+        True,
+        kind=bool,
+        help="When called again with the very same, unmodified tensor (for example forward, "
+        "then backward), reuse the network solve of the last call instead of repeating it.",
+    )
+    keep_workspace: bool = parameter(
+        True,
+        kind=bool,
+        help="On the CPU, keep the working memory between calls (one buffer per process, "
+        "shared by all fcm solvers): later calls skip the cost of fresh memory pages. "
+        "False frees it after each call.",
+    )
+
+
+def check_conductances(g: torch.Tensor, model: str) -> None:
+    """Raise :class:`ConfigError` unless ``g`` is a float tensor of finite, non-negative arrays."""
+    if not isinstance(g, torch.Tensor) or not torch.is_floating_point(g):
+        raise ConfigError(
+            f"Expected the conductances given to {model} to be a floating-point tensor, "
+            f"but got {type(g).__name__} {getattr(g, 'dtype', '')}."
+        )
+    if g.ndim < 2 or g.shape[-1] == 0 or g.shape[-2] == 0:
+        raise ConfigError(
+            f"Expected conductances of shape (..., N, M) with N, M >= 1 for {model}, "
+            f"but got shape {tuple(g.shape)}."
+        )
+    if g.numel() and not bool((torch.isfinite(g) & (g >= 0)).all()):
+        raise ConfigError(
+            f"Expected finite, non-negative conductances for {model}, but got "
+            f"min={g.min().item()!r}, max={g.max().item()!r} (or NaN)."
+        )
+
+
+def check_direction(direction: str) -> None:
+    """Raise :class:`ConfigError` unless ``direction`` is ``"forward"`` or ``"backward"``."""
+    if direction not in ("forward", "backward"):
+        raise ConfigError(
+            f"Expected `direction` to be 'forward' or 'backward', but got {direction!r}."
+        )
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+class FCMSolver(ArraySolver):
+    """Exact effective conductances of crossbar arrays (fast crossbar model).
+
+    Solves the linear circuit of ``docs/explanation/circuit.md`` exactly for every array of a
+    batch: wire segments, driver and sense resistances and all sneak paths. The result is the
+    exact transfer matrix, so ``V @ G_eff`` equals the circuit's column currents for every input
+    ``V``, not only for a reference input. The terminal admittance of each array's wire-and-cell
+    network is computed by batched nested dissection (:mod:`txsim_fcm.network`); the forward and
+    backward directions are two terminations of that one network.
+
+    Computation is in float64 on the device of ``g``; results come back in ``g``'s dtype.
+    Arrays whose sides are not powers of two are padded with open cells (conductance 0) above
+    the first row and right of the last column, which changes nothing in the circuit.
+    """
+
+    def __init__(self, params: FCMParams) -> None:
+        super().__init__(params)
+        self._last: tuple[torch.Tensor, int, list[torch.Tensor]] | None = None
+
+    @staticmethod
+    def _tensor_version(g: torch.Tensor) -> int | None:
+        try:
+            return int(g._version)
+        except RuntimeError:  # inference tensors have no version counter
+            return None
+
+    def _cached(self, g: torch.Tensor) -> list[torch.Tensor] | None:
+        if not self.params.reuse_last or self._last is None:
+            return None
+        tensor, version, ports = self._last
+        return ports if tensor is g and self._tensor_version(g) == version else None
+
+    def effective_conductance(
+        self, g: torch.Tensor, direction: Direction = "forward"
+    ) -> torch.Tensor:
+        check_direction(direction)
+        return self.effective_conductances(g, (direction,))[0]
+
+    def effective_conductances(
+        self, g: torch.Tensor, directions: Sequence[Direction] = ("forward", "backward")
+    ) -> tuple[torch.Tensor, ...]:
+        """Effective conductances for several directions from one solve of the network.
+
+        Args:
+            g: cell conductances of shape ``(..., N, M)`` in siemens.
+            directions: the directions wanted, in the order they are returned.
+
+        Returns:
+            One tensor of ``g``'s shape and dtype per direction (see
+            :meth:`effective_conductance`).
+        """
+        for direction in directions:
+            check_direction(direction)
+        check_conductances(g, "solver 'fcm'")
+        p = self.params
+        *lead, rows, cols = g.shape
+        flat = g.reshape(-1, rows, cols)
+        n_pad, m_pad = _pow2(rows), _pow2(cols)
+        per_chunk = max(1, p.workspace_bytes // (BYTES_PER_SITE * n_pad * m_pad))
+        ports = self._cached(g)
+        if ports is None:
+            ports = []
+            for start in range(0, flat.shape[0], per_chunk):
+                chunk = flat[start : start + per_chunk].to(torch.float64)
+                padded = chunk.new_zeros((chunk.shape[0], n_pad, m_pad))
+                padded[:, n_pad - rows :, :cols] = chunk
+                try:
+                    ports.append(port_admittance(padded, p.r_row, p.r_col, p.keep_workspace))
+                except NetworkError as exc:
+                    raise NetworkError(f"solver 'fcm': {exc}") from None
+            version = self._tensor_version(g)
+            if p.reuse_last and version is not None:
+                self._last = (g, version, ports)
+        outputs: list[list[torch.Tensor]] = [[] for _ in directions]
+        for y in ports:
+            for out, direction in zip(outputs, directions, strict=True):
+                t = terminate(y, n_pad, p.r_source, p.r_sink, direction)
+                out.append(t[:, n_pad - rows :, :cols])
+        results = []
+        for out in outputs:
+            t = torch.cat(out) if out else flat.new_zeros((0, rows, cols), dtype=torch.float64)
+            if not bool(torch.isfinite(t).all()):
+                raise NetworkError(
+                    "solver 'fcm': expected finite effective conductances, but the solve "
+                    "produced NaN or inf; check that the resistances are in a physical range."
+                )
+            results.append(t.to(g.dtype).reshape(*lead, rows, cols))
+        return tuple(results)
