@@ -152,6 +152,20 @@ def parameter(
     )
 
 
+def conductance_parameter(default: float, help: str) -> Any:
+    """A device conductance in siemens, in (0, 1]."""
+    return parameter(default, unit="S", low=0.0, low_open=True, high=1.0, help=help)
+
+
+def check_conductance_range(params: Any) -> None:
+    """Raise ``ValueError`` unless ``params.g_min < params.g_max``; for ``__attrs_post_init__``."""
+    if params.g_max <= params.g_min:
+        raise ValueError(
+            "Expected `g_max` to be greater than `g_min`, but got "
+            f"g_min={params.g_min!r}, g_max={params.g_max!r}."
+        )
+
+
 @attrs.frozen
 class ParamInfo:
     """One parameter of a model, as listings and documentation show it."""

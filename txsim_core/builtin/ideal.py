@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import torch
 
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, DifferentialMapping, UpdateModel
 from txsim_core.interfaces.solver import Direction
-from txsim_core.params import parameter
+from txsim_core.params import check_conductance_range, conductance_parameter, parameter
 
 
 @attrs.frozen(kw_only=True)
@@ -55,31 +53,12 @@ class IdealADC(ADC):
         return current
 
 
-def _check_range(params: Any) -> None:
-    if params.g_max <= params.g_min:
-        raise ValueError(
-            "Expected `g_max` to be greater than `g_min`, but got "
-            f"g_min={params.g_min!r}, g_max={params.g_max!r}."
-        )
-
-
-def _conductance(default: float, which: str) -> float:
-    return parameter(
-        default,
-        unit="S",
-        low=0.0,
-        low_open=True,
-        high=1.0,
-        help=f"{which} conductance of a device.",
-    )
-
-
 @attrs.frozen(kw_only=True)
 class IdealMappingParams:
     """Parameters of the ideal device."""
 
-    g_min: float = _conductance(1e-6, "Lowest")
-    g_max: float = _conductance(1e-5, "Highest")
+    g_min: float = conductance_parameter(1e-6, "Lowest conductance of a device.")
+    g_max: float = conductance_parameter(1e-5, "Highest conductance of a device.")
     cell_bits: int | None = parameter(
         None,
         kind=int,
@@ -91,7 +70,7 @@ class IdealMappingParams:
     )
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_conductance_range(self)
 
 
 class IdealMapping(DifferentialMapping):
@@ -125,11 +104,11 @@ class IdealSolver(ArraySolver):
 class IdealUpdateParams:
     """Parameters of the exact update."""
 
-    g_min: float = _conductance(1e-6, "Lowest")
-    g_max: float = _conductance(1e-5, "Highest")
+    g_min: float = conductance_parameter(1e-6, "Lowest conductance of a device.")
+    g_max: float = conductance_parameter(1e-5, "Highest conductance of a device.")
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_conductance_range(self)
 
 
 class IdealUpdate(UpdateModel):

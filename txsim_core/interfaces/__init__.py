@@ -7,13 +7,14 @@ from txsim_core.interfaces.adc import ADC
 from txsim_core.interfaces.base import Model
 from txsim_core.interfaces.dac import DAC
 from txsim_core.interfaces.mapping import DifferentialMapping, Mapping
-from txsim_core.interfaces.solver import ArraySolver, Direction
+from txsim_core.interfaces.solver import ArraySolver, CircuitParams, Direction
 from txsim_core.interfaces.update import UpdateModel
 
 __all__ = [
     "ADC",
     "DAC",
     "ArraySolver",
+    "CircuitParams",
     "DifferentialMapping",
     "Direction",
     "Mapping",

@@ -9,7 +9,7 @@ import torch
 
 from txsim_aam.lines import Inverse, line_matrix, solve
 from txsim_core.errors import ConfigError, TxsimError
-from txsim_core.interfaces import ArraySolver
+from txsim_core.interfaces import ArraySolver, CircuitParams
 from txsim_core.interfaces.solver import Direction
 from txsim_core.params import parameter
 
@@ -22,32 +22,10 @@ class AAMError(TxsimError, RuntimeError):
     """
 
 
-def _resistance(default: float, help: str, positive: bool) -> float:
-    return parameter(default, unit="Ohm", low=0.0, low_open=positive, high=1e9, help=help)
-
-
 @attrs.frozen(kw_only=True)
-class AAMParams:
+class AAMParams(CircuitParams):
     """Parameters of the approximate analytical model."""
 
-    r_source: float = _resistance(
-        100.0,
-        "Output resistance of each line driver, between the ideal source and the first wire "
-        "segment of the driven line; 0 is an ideal source.",
-        positive=False,
-    )
-    r_sink: float = _resistance(
-        100.0,
-        "Input resistance of each sense circuit, between the last wire segment of the sensed "
-        "line and the virtual ground; 0 is an ideal virtual ground.",
-        positive=False,
-    )
-    r_row: float = _resistance(
-        1.0, "Row-wire resistance per cell (one segment per cell).", positive=True
-    )
-    r_col: float = _resistance(
-        4.6, "Column-wire resistance per cell (one segment per cell).", positive=True
-    )
     order: int = parameter(
         2,
         kind=int,

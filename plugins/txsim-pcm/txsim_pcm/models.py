@@ -32,14 +32,13 @@ Equations (see the README for their sources and every default):
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 import torch
 
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import DifferentialMapping, UpdateModel
-from txsim_core.params import parameter
+from txsim_core.params import check_conductance_range, conductance_parameter, parameter
 
 # Programming-noise polynomial of aihwkit's PCMLikeNoiseModel (Nandakumar et al., ICECS 2019):
 # sigma in uS for a device of g_max = 25 uS, as a function of q = G_target / g_max.
@@ -51,23 +50,10 @@ PROG_NOISE_G_MAX_REFERENCE = 25e-6  # S
 _MAX_CV = 1e6
 
 
-def _range_check(params: Any) -> None:
-    g_min, g_max = params.g_min, params.g_max
-    if g_max <= g_min:
-        raise ValueError(
-            "Expected `g_max` to be greater than `g_min`, but got "
-            f"g_min={g_min!r}, g_max={g_max!r}."
-        )
-
-
 def _conductance(default: float, which: str) -> float:
-    return parameter(
+    return conductance_parameter(
         default,
-        unit="S",
-        low=0.0,
-        low_open=True,
-        high=1.0,
-        help=f"{which} conductance of a PCM device (must match between the pcm mapping and "
+        f"{which} conductance of a PCM device (must match between the pcm mapping and "
         "update models).",
     )
 
@@ -150,7 +136,7 @@ class PCMMappingParams:
     )
 
     def __attrs_post_init__(self) -> None:
-        _range_check(self)
+        check_conductance_range(self)
         if self.t_read is not None and self.t_read < self.drift_t0:
             raise ValueError(
                 "Expected `t_read` to be at least `drift_t0` (the drift law starts at t0), "
@@ -329,7 +315,7 @@ class PCMUpdateParams:
     )
 
     def __attrs_post_init__(self) -> None:
-        _range_check(self)
+        check_conductance_range(self)
         if self.refresh_lower >= self.refresh_upper:
             raise ValueError(
                 "Expected `refresh_lower` to be smaller than `refresh_upper`, but got "
