@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from txsim_core.errors import TxsimError
+from txsim_core.experiment.commands import COMMANDS
 from txsim_core.params import describe_params
 from txsim_core.registry import default_registry
 from txsim_core.specs import Kind, ModelSpec
@@ -103,6 +104,10 @@ def plugins_command(as_json: bool) -> None:
     for info in infos:
         if info.error:
             click.echo(f"{info.name}: {info.error}")
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(args: list[str] | None = None) -> Any:

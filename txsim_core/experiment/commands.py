@@ -1,0 +1,151 @@
+"""The ``txsim train``, ``txsim sweep`` and ``txsim report`` commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from txsim_core.experiment.config import MODES, load_experiment, load_raw, set_key
+from txsim_core.experiment.report import report
+from txsim_core.experiment.runner import load_run_experiment, train_run
+from txsim_core.experiment.sweep import make_trials, parse_param, run_sweep
+
+
+def _modes(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise click.BadParameter(
+                f"Expected modes among {', '.join(MODES)}, but got {mode!r}.", param_hint="--mode"
+            )
+    return modes
+
+
+def _new_run_dir(config: Path) -> Path:
+    base = Path("runs") / config.stem
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+@click.command("train")
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--mode",
+    "modes",
+    metavar="MODES",
+    help="Comma-separated modes to train: native, ideal (Cross-Ideal), nonideal (Cross-NI). "
+    "Default: train.modes of the configuration (all three unless set).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any configuration key, e.g. --set crossbar.update.nonlinearity=0.5 "
+    "(repeatable; the value is read as TOML).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory (default: runs/<config name>, numbered if it exists).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Continue the interrupted run in this directory from its last checkpoint.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_command(
+    config: Path | None,
+    modes: str | None,
+    epochs: int | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    resume: Path | None,
+    quiet: bool,
+) -> None:
+    """Train the network of CONFIG (a TOML file) natively, on ideal crossbars and on non-ideal
+    crossbars, with the same seed, and write metrics, checkpoints and plots to a run directory."""
+    if resume is not None:
+        if config is not None or modes or overrides or out:
+            raise click.UsageError(
+                "--resume takes the run's own configuration: give only --epochs."
+            )
+        experiment = load_run_experiment(resume, epochs)
+        run_dir = resume
+    else:
+        if config is None:
+            raise click.UsageError("Give a CONFIG file, or --resume DIR.")
+        mode_list = _modes(modes)
+        settings = [*overrides, *([f"train.modes={mode_list}"] if mode_list else [])]
+        experiment = load_experiment(config, settings, epochs)
+        run_dir = out or _new_run_dir(config)
+    click.echo(f"Run directory: {run_dir}")
+    train_run(experiment, run_dir, resume=resume is not None, progress=not quiet)
+    click.echo(report(run_dir))
+
+
+@click.command("sweep")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="KEY=V1,V2,...",
+    help="A swept key and its values (repeat for a grid), e.g. "
+    "--param crossbar.update.nonlinearity=0.01,0.1,1.",
+)
+@click.option("--jobs", default=1, type=click.IntRange(min=1), help="Trials run at once.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option(
+    "--mode",
+    "modes",
+    default="nonideal",
+    show_default=True,
+    metavar="MODES",
+    help="Comma-separated modes each trial trains.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for train.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Sweep directory.")
+def sweep_command(
+    config: Path,
+    params: tuple[str, ...],
+    jobs: int,
+    epochs: int | None,
+    modes: str,
+    overrides: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Sensitivity analysis: train CONFIG for every combination of the --param values, in
+    parallel worker processes, and summarise final and best test accuracy per trial."""
+    raw = load_raw(config, overrides)
+    set_key(raw, "train.modes", _modes(modes))
+    if epochs is not None:
+        set_key(raw, "train.epochs", epochs)
+    swept = [parse_param(p) for p in params]
+    trials = make_trials(raw, swept, out, base_dir=config.parent.resolve())
+    click.echo(f"Sweep of {len(trials)} trials in {out} ({jobs} at a time).")
+    rows = run_sweep(trials, [k for k, _ in swept], out, jobs=jobs, echo=click.echo)
+    click.echo(report(out))
+    failed = sum(r["status"] == "failed" for r in rows)
+    if failed:
+        raise click.ClickException(f"{failed} trial row(s) failed; see {out / 'summary.csv'}.")
+
+
+@click.command("report")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def report_command(directory: Path) -> None:
+    """Print the summary of a run or sweep DIRECTORY."""
+    click.echo(report(directory))
+
+
+COMMANDS = (train_command, sweep_command, report_command)
+"""The experiment commands that ``txsim`` adds to its group."""
