@@ -163,13 +163,19 @@ def test_calibrated_max_per_layer_follows_first_k_training_batches_then_freezes(
 
 def test_calibrated_percentile_per_array_is_mean_of_batch_percentiles():
     q = 90.0
-    adc = uniform(bits=8, calibration="percentile", percentile=q, calibration_scope="array")
+    k = 10
+    adc = uniform(
+        bits=8,
+        calibration="percentile",
+        percentile=q,
+        calibration_scope="array",
+        calibration_batches=k,
+    )
     adc.setup(3, 8, torch.Generator())
     adc.train()
     data = batches(1, 12)
     for current in data:
         adc(current)
-    k = 10  # the default calibration_batches
     per_batch = np.stack(
         [
             np.percentile(np.abs(c.numpy()).transpose(1, 0, 2).reshape(3, -1), q, axis=1)
@@ -184,6 +190,19 @@ def test_calibrated_percentile_per_array_is_mean_of_batch_percentiles():
         data[0].numpy(), adc.full_scale.numpy().reshape(1, 3, 1), adc.params.bits
     )
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-18)
+
+
+def test_by_default_the_full_scale_follows_every_training_minibatch_and_not_evaluation():
+    adc = uniform(bits=8, calibration="max")
+    adc.train()
+    data = [c * (1 + i) for i, c in enumerate(batches(2, 30))]  # growing currents
+    for current in data:
+        adc(current)
+    largest = max(c.abs().max().item() for c in data)
+    assert adc.full_scale.item() == pytest.approx(largest)
+    adc.eval()
+    adc(data[-1] * 10)
+    assert adc.full_scale.item() == pytest.approx(largest)
 
 
 def test_calibrated_max_per_array_without_setup_sizes_itself():

@@ -26,7 +26,10 @@ Full scale ``FS`` (amperes): the current converted to the largest code; a conver
   When the statistic is collected: a forward call is one minibatch. The full scale is updated
 
   1. during the first ``calibration_batches`` (K) calls in training mode (``module.train()``;
-     PyTorch modules start in training mode), then frozen;
+     PyTorch modules start in training mode), then frozen; by default (K = None) on every call
+     in training mode, so that the full scale follows the currents as the weights grow (the
+     paper collects "output distribution statistics over multiple training epochs"; a full
+     scale frozen after a few minibatches saturates once the outputs grow);
   2. on every call inside :func:`calibrating` (an explicit calibration pass, any mode; it
      restarts the statistic unless ``reset=False``);
   3. on the first call of a converter that has seen no data yet, whatever the mode (so that a
@@ -35,7 +38,8 @@ Full scale ``FS`` (amperes): the current converted to the largest code; a conver
 
   The buffers ``value`` (the full scale, shape ``(1,)`` or ``(units,)``, in amperes) and
   ``batches`` (how many minibatches the statistic holds) are saved in checkpoints; a loaded
-  converter continues from them (frozen if ``batches >= K``).
+  converter continues from them (frozen if ``batches >= K``). Evaluation (``module.eval()``)
+  converts with the full scale that training reached.
 
   A calibrated full scale of 0 (every current seen was 0) makes the converter output 0.
 """
@@ -99,12 +103,14 @@ class FullScaleParams:
         help="'layer': one calibrated full scale for every unit (array and weight slice) of the "
         "layer direction; 'array': one per unit.",
     )
-    calibration_batches: int = parameter(
-        10,
+    calibration_batches: int | None = parameter(
+        None,
         kind=int,
         low=0,
+        optional=True,
         help="Number of training-mode forward calls (minibatches) whose currents calibrate the "
-        "full scale before it is frozen. 0: only an explicit calibration pass "
+        "full scale before it is frozen. None: every training minibatch (the statistics of the "
+        "whole training, as the paper collects them). 0: only an explicit calibration pass "
         "(txsim_core.calibration.calibrating) or, failing that, the first call.",
     )
 
@@ -262,7 +268,13 @@ class FullScale(torch.nn.Module):
         return (
             self.calibrating
             or self._seen == 0
-            or (self.training and self._seen < self.params.calibration_batches)
+            or (
+                self.training
+                and (
+                    self.params.calibration_batches is None
+                    or self._seen < self.params.calibration_batches
+                )
+            )
         )
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:

@@ -160,17 +160,20 @@ class CrossbarArray(torch.nn.Module):
         self._cache.clear()
         self.weight.data.copy_(self.read_weight())
 
-    def _significance(self) -> torch.Tensor:
-        sig = self.device_model.significance(self.config.settings.weight_bits)
+    def _significance(self, analog: bool = False) -> torch.Tensor:
+        """Weight per siemens of each slice; ``analog``: of the one-slice analog encoding."""
+        weight_bits = None if analog else self.config.settings.weight_bits
+        sig = self.device_model.significance(weight_bits)
         return sig.to(device=self.conductance.device, dtype=self.conductance.dtype)
 
-    def _normalized_weight(self, g: torch.Tensor) -> torch.Tensor:
-        """``(K, M)`` weights in [-1, 1] that conductances of the layer's shape stand for."""
+    def _normalized_weight(self, g: torch.Tensor, analog: bool = False) -> torch.Tensor:
+        """``(K, M)`` weights in [-1, 1] that conductances of the layer's shape stand for
+        (``analog``: conductances of the one-slice analog encoding, ``encode(w, None)``)."""
         diff = (
             g[..., 0, : self.used_rows, : self.used_cols]
             - g[..., 1, : self.used_rows, : self.used_cols]
         )
-        return self.untile(torch.einsum("s,tusrc->turc", self._significance(), diff))
+        return self.untile(torch.einsum("s,tusrc->turc", self._significance(analog), diff))
 
     def read_weight(self) -> torch.Tensor:
         """The weights the ideal conductances stand for, ``(out_features, in_features)``."""
@@ -317,24 +320,44 @@ class CrossbarArray(torch.nn.Module):
     def apply_update(self, delta_weight: torch.Tensor) -> None:
         """Change the weights by ``delta_weight`` (shape of ``weight``, learning rate applied).
 
-        The updated weight is rounded to the weight grid, re-encoded into target conductances, and
-        the update model writes the requested change ``target - G`` on the devices of the weights
-        that changed; what it really writes (non-linearity, noise, bounds) becomes the new state.
+        Only weights with a non-zero change are written. An unsliced weight (one device per side)
+        is rounded to the weight grid and re-encoded, and the update model writes the requested
+        change ``target - G`` on its devices. A bit-sliced weight is updated as the
+        ``sliced_update`` setting says (see :meth:`_update_sliced`). What the update model really
+        writes (non-linearity, noise, bounds) becomes the new state.
         """
         settings = self.config.settings
+        requested = self.tile((delta_weight != 0).t().to(self.conductance.dtype))[:, :, None, None]
         w_n = self._normalized_weight(self.conductance) + delta_weight.t() / self.w_max
-        w_n = quantize_signed(
+        if self.slices > 1 and settings.sliced_update == "weight":
+            self._update_sliced(w_n, requested)
+        else:
+            target = self.device_model.encode(self.tile(self._round(w_n)), settings.weight_bits)
+            dg = (target - self.conductance) * requested
+            self.conductance.copy_(self.update_model.step(self.conductance, dg, self.generator()))
+        self.update_count += 1
+        self._changed()
+
+    def _round(self, w_n: torch.Tensor) -> torch.Tensor:
+        settings = self.config.settings
+        return quantize_signed(
             w_n,
             settings.weight_bits,
             stochastic=settings.update_rounding == "stochastic",
             generator=self.generator(),
         )
-        target = self.device_model.encode(self.tile(w_n), settings.weight_bits)
-        requested = self.tile((delta_weight != 0).t().to(target.dtype))[:, :, None, None]
-        dg = (target - self.conductance) * requested
-        self.conductance.copy_(self.update_model.step(self.conductance, dg, self.generator()))
-        self.update_count += 1
-        self._changed()
+
+    def _update_sliced(self, w_n: torch.Tensor, requested: torch.Tensor) -> None:
+        """The paper's update of a bit-sliced weight: the update model acts on one analog pair
+        per weight that holds the present weight, asked for the unrounded new weight; the weight
+        it reaches is rounded to ``weight_bits`` and written exactly into the slices."""
+        pair = self.device_model.encode(self.tile(self._normalized_weight(self.conductance)), None)
+        target = self.device_model.encode(self.tile(w_n), None)
+        written = self.update_model.step(pair, (target - pair) * requested, self.generator())
+        reached = self._round(self._normalized_weight(written, analog=True))
+        self.conductance.copy_(
+            self.device_model.encode(self.tile(reached), self.config.settings.weight_bits)
+        )
 
     def model_name(self, slot: str, direction: Direction = "forward") -> str:
         """The registered name of a slot's model (its class name if it was given as an object)."""

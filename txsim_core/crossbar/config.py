@@ -99,6 +99,18 @@ class ArraySettings:
         help="How an updated weight is rounded to the weight_bits grid before it is written: "
         "stochastic rounding keeps updates smaller than one step in expectation.",
     )
+    sliced_update: str = parameter(
+        "weight",
+        kind=str,
+        choices=("weight", "cells"),
+        help="How the update model sees a weight that is bit-sliced over several cells. "
+        "'weight' (the paper's model): it updates one analog differential pair per weight (the "
+        "weight's ideal conductance, Scale_Layer-k * dW requested), and the result, rounded to "
+        "weight_bits, is written exactly into the slices (write-verify). 'cells': every slice "
+        "device is asked for its own change towards the re-encoded rounded weight, so its "
+        "non-linearity and noise act per cell (a carry moves a high-significance cell by whole "
+        "levels). Unsliced weights always update their own devices.",
+    )
     refresh_every: int = parameter(
         1,
         kind=int,
