@@ -46,6 +46,28 @@ def test_quantized_updates_round_stochastically_and_without_bias():
     assert torch.equal(nearest.weight, start)  # far below half a step: lost
 
 
+def test_dw_max_clips_the_requested_change():
+    clipped = layer({"w_max": 1.0, "dw_max": 0.01})
+    before = clipped.weight.detach().clone()
+    delta = torch.linspace(-0.05, 0.05, before.numel()).view_as(before)
+    clipped.crossbar.apply_update(delta)
+    assert torch.allclose(clipped.weight - before, delta.clamp(-0.01, 0.01), atol=1e-6)
+
+
+def test_update_bits_quantize_the_request_over_its_full_scale_without_bias():
+    delta = torch.full((12, 20), 0.006)
+    delta[0, 0] = -0.02  # the update's largest |dW| is its full scale
+    changes = []
+    for seed in range(20):
+        coarse = layer({"w_max": 1.0, "update_bits": 2}, seed=seed)  # levels -1, 0, 1
+        before = coarse.weight.detach().clone()
+        coarse.crossbar.apply_update(delta)
+        changes.append((coarse.weight.detach() - before).flatten()[1:])
+    steps = torch.cat(changes) / 0.02
+    assert set(torch.round(steps, decimals=4).unique().tolist()) == {0.0, 1.0}
+    assert steps.mean().item() == pytest.approx(0.3, abs=0.03)  # unbiased; 4780 draws
+
+
 def test_zero_gradient_requests_no_change(test_models):
     damped = layer({"update": "damped", "weight_bits": 6})
     before = damped.crossbar.conductance.clone()

@@ -320,13 +320,17 @@ class CrossbarArray(torch.nn.Module):
     def apply_update(self, delta_weight: torch.Tensor) -> None:
         """Change the weights by ``delta_weight`` (shape of ``weight``, learning rate applied).
 
-        Only weights with a non-zero change are written. An unsliced weight (one device per side)
+        Scale_Layer-k of the paper: a weight change ``dW`` asks for the conductance change
+        ``(g_max - g_min) / w_max * dW``; ``dw_max`` and ``update_bits`` limit what one update can
+        request (see :meth:`_update_request`). Only weights with a non-zero change are
+        written. An unsliced weight (one device per side)
         is rounded to the weight grid and re-encoded, and the update model writes the requested
         change ``target - G`` on its devices. A bit-sliced weight is updated as the
         ``sliced_update`` setting says (see :meth:`_update_sliced`). What the update model really
         writes (non-linearity, noise, bounds) becomes the new state.
         """
         settings = self.config.settings
+        delta_weight = self._update_request(delta_weight)
         requested = self.tile((delta_weight != 0).t().to(self.conductance.dtype))[:, :, None, None]
         w_n = self._normalized_weight(self.conductance) + delta_weight.t() / self.w_max
         if self.slices > 1 and settings.sliced_update == "weight":
@@ -337,6 +341,21 @@ class CrossbarArray(torch.nn.Module):
             self.conductance.copy_(self.update_model.step(self.conductance, dg, self.generator()))
         self.update_count += 1
         self._changed()
+
+    def _update_request(self, delta_weight: torch.Tensor) -> torch.Tensor:
+        """The weight change the update circuit can request: clipped to ``dw_max`` and rounded
+        (stochastically) to ``update_bits`` over its full scale, when those are set."""
+        settings = self.config.settings
+        if settings.dw_max is None and settings.update_bits is None:
+            return delta_weight
+        scale = settings.dw_max if settings.dw_max is not None else delta_weight.abs().max()
+        if float(scale) == 0.0:
+            return delta_weight
+        unit = (delta_weight / scale).clamp(-1.0, 1.0)
+        unit = quantize_signed(
+            unit, settings.update_bits, stochastic=True, generator=self.generator()
+        )
+        return unit * scale
 
     def _round(self, w_n: torch.Tensor) -> torch.Tensor:
         settings = self.config.settings

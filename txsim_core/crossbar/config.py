@@ -92,6 +92,19 @@ class ArraySettings:
     w_max_headroom: float = parameter(
         2.0, low=1.0, help="Room for weights to grow beyond their initial largest magnitude."
     )
+    dw_max: float | None = parameter(
+        None,
+        low=0.0,
+        low_open=True,
+        optional=True,
+        help="Largest weight change one update can request (the paper's dW_max of "
+        "Scale_Layer-k, in weight units, learning rate included); larger requests are clipped to "
+        "it, and with update_bits it is the full scale of the update's precision. None: no clip; "
+        "the full scale is each update's largest |dW| in the layer.",
+    )
+    update_bits: int | None = _bits(
+        None, "a requested weight change, over [-dw_max, dw_max] (stochastically rounded)"
+    )
     update_rounding: str = parameter(
         "stochastic",
         kind=str,
