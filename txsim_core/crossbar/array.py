@@ -206,17 +206,27 @@ class CrossbarArray(torch.nn.Module):
             # interpolated: the stored distortion reapplied; a cell of zero conductance keeps its
             # effective value (sneak paths can give it one)
             return torch.where(solved_g > 0, g * solved_eff / solved_g, solved_eff)
-        if fresh:
+        changed = None if fresh else (g != solved_g).flatten(-2).any(-1)
+        if changed is None or bool(changed.all()):
             g_eff = self.solver.effective_conductance(g, direction)
         else:  # solve again only the arrays whose conductances changed
             g_eff = solved_eff.clone()
-            changed = (g != solved_g).flatten(-2).any(-1)
             if bool(changed.any()):
-                g_eff[changed] = self.solver.effective_conductance(g[changed], direction)
+                subset = self._changed_arrays(g, changed)
+                g_eff[changed] = self.solver.effective_conductance(subset, direction)
         setattr(self, f"solved_{direction}_g", g.clone())
         setattr(self, f"solved_{direction}_eff", g_eff)
         solved_at.copy_(self.update_count)
         return g_eff
+
+    def _changed_arrays(self, g: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        """``g[changed]``, as the same tensor for both directions when they changed alike: a
+        solver that shares one network solve between the directions (``fcm``) then solves once."""
+        last = self._cache.get("changed_mask")
+        if last is None or last.shape != changed.shape or not torch.equal(last, changed):
+            self._cache["changed_mask"] = changed
+            self._cache["changed_arrays"] = g[changed]
+        return self._cache["changed_arrays"]
 
     def differential(self, direction: Direction) -> torch.Tensor:
         """Positive minus negative effective conductances on the used cells: ``(T_r, T_c, S, r, c)``."""

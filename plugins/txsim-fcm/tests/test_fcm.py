@@ -247,3 +247,30 @@ def test_ngspice_helper_agrees_with_the_nodal_solve():
     spice = ng.simulate(g, v, direction="backward", **RESISTANCES)
     nodal = ng.nodal_currents(g, v, direction="backward", **RESISTANCES)
     assert np.abs(spice - nodal).max() < 1e-9 * np.abs(nodal).max()
+
+
+@pytest.mark.parametrize("changed_rows", [slice(None), slice(0, 4)])
+def test_a_layer_solves_its_network_once_per_update_for_both_directions(monkeypatch, changed_rows):
+    """Forward and backward effective conductances come from one network solve, whether every
+    array changed or only some (those are then the only ones solved)."""
+    import txsim_fcm.models
+
+    solved = []
+    real = txsim_fcm.models.port_admittance
+
+    def counting(g, *args, **kwargs):
+        solved.append(g.shape[0])
+        return real(g, *args, **kwargs)
+
+    monkeypatch.setattr(txsim_fcm.models, "port_admittance", counting)
+    config = {"crossbar": {"rows": 8, "cols": 8, "solver": "fcm", "w_max": 1.0}}
+    layer = txsim_core.CrossbarLinear(20, 12, bias=False, config=config)
+    x = torch.randn(5, 20, requires_grad=True)
+    layer(x).sum().backward()
+    assert solved == [3 * 2 * 1 * 2]  # 3 x 2 tiles, 1 slice, a differential pair
+    solved.clear()
+    delta = torch.zeros_like(layer.weight)
+    delta[changed_rows] = 0.01  # output rows 0-3 live in the first column tile
+    layer.crossbar.apply_update(delta)
+    layer(x).sum().backward()
+    assert solved == [(3 * 2 if changed_rows == slice(None) else 3) * 2]
