@@ -55,6 +55,8 @@ def test_relative_data_path_is_taken_from_the_config_folder(tmp_path: Path) -> N
         ({"crossbar": {"rowz": 64}}, "Unknown key 'rowz' in `crossbar`. Did you mean 'rows'?"),
         ({"crossbar": {"weight_bits": 0}}, "Expected `weight_bits` to be an integer in [2, 32]"),
         ({"model": {"options": {}}}, "write the options as keys of `model` itself"),
+        ({"sweep": {"param": {}}}, "Unknown key 'param' in `sweep`. Allowed keys: 'params'."),
+        ({"sweep": {"params": {"train.lr": []}}}, "Expected `sweep.params.train.lr` to be a"),
     ],
 )
 def test_invalid_configurations_name_the_key(raw: dict, message: str) -> None:

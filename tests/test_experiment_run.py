@@ -223,11 +223,13 @@ def test_sweep_parameters_are_checked_before_any_trial(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_sweep_command_runs_trials_in_worker_processes(tmp_path: Path) -> None:
     config = write_config(tmp_path, epochs=1, limit_train=100)
+    config.write_text(config.read_text() + '\n[sweep.params]\n"train.lr" = [0.05, 0.1]\n')
     out = tmp_path / "sweep"
-    args = ["sweep", str(config), "--param", "train.lr=0.05,0.1", "--jobs", "2", "--out", str(out)]
+    args = ["sweep", str(config), "--jobs", "2", "--out", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "[2/2]" in result.output and "final test" in result.output
+    assert (out / "trials" / "train.lr=0.1" / "summary.json").is_file()
     report = CliRunner().invoke(cli, ["report", str(out)])
     assert report.exit_code == 0 and "complete" in report.output
 

@@ -56,8 +56,9 @@ SLOT_KINDS: dict[str, Kind] = {
 BACKWARD_SLOTS = ("dac", "adc")
 """Slots that the backward pass may set on its own (in the ``backward`` table)."""
 
-SECTIONS = ("crossbar", "model", "data", "train")
-"""Top-level tables of a configuration; only ``crossbar`` concerns the layers."""
+SECTIONS = ("crossbar", "model", "data", "train", "sweep")
+"""Top-level tables of a configuration; only ``crossbar`` concerns the layers (``sweep`` is read
+by ``txsim sweep``)."""
 
 
 def _bits(default: int | None, what: str, low: int = 1) -> Any:

@@ -98,10 +98,9 @@ def train_command(
     "--param",
     "params",
     multiple=True,
-    required=True,
     metavar="KEY=V1,V2,...",
     help="A swept key and its values (repeat for a grid), e.g. "
-    "--param crossbar.update.nonlinearity=0.01,0.1,1.",
+    "--param crossbar.update.nonlinearity=0.01,0.1,1. Default: the [sweep.params] of CONFIG.",
 )
 @click.option("--jobs", default=1, type=click.IntRange(min=1), help="Trials run at once.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
@@ -130,7 +129,9 @@ def sweep_command(
     set_key(raw, "train.modes", _modes(modes))
     if epochs is not None:
         set_key(raw, "train.epochs", epochs)
-    swept = [parse_param(p) for p in params]
+    swept = [parse_param(p) for p in params] or list(load_experiment(config).sweep.items())
+    if not swept:
+        raise click.UsageError("Give --param KEY=V1,V2,... or a [sweep.params] table in CONFIG.")
     trials = make_trials(raw, swept, out, base_dir=config.parent.resolve())
     click.echo(f"Sweep of {len(trials)} trials in {out} ({jobs} at a time).")
     rows = run_sweep(trials, [k for k, _ in swept], out, jobs=jobs, echo=click.echo)

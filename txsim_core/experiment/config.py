@@ -162,7 +162,9 @@ class Experiment:
         data: the data set.
         train: the training settings.
         crossbar: the configuration of the Cross-NI system (a mapping with a ``crossbar`` table).
-        raw: the whole configuration with every default filled in, as a run's ``config.toml``.
+        raw: the whole configuration with every default filled in, as a run's ``config.toml``
+            (without the ``sweep`` table: a run is one point).
+        sweep: the ``[sweep.params]`` of the file: swept key -> values, for ``txsim sweep``.
     """
 
     model: ModelSettings
@@ -170,6 +172,7 @@ class Experiment:
     train: TrainSettings
     crossbar: Mapping[str, Any]
     raw: Mapping[str, Any]
+    sweep: Mapping[str, list[Any]] = attrs.field(factory=dict)
 
     def crossbar_config(self, mode: str) -> Mapping[str, Any] | None:
         """The ``convert`` configuration of a mode: None for native, preset ``ideal`` (keeping the
@@ -237,6 +240,7 @@ def parse_experiment(raw: Mapping[str, Any], base_dir: Path | None = None) -> Ex
         _split_options(_table(raw, "model"), ModelSettings, "model"),
         context="`model`",
     )
+    sweep = _sweep_params(_table(raw, "sweep"))
     crossbar = {"crossbar": _table(raw, "crossbar")}
     try:
         parse_crossbar(load_config(crossbar))
@@ -248,7 +252,26 @@ def parse_experiment(raw: Mapping[str, Any], base_dir: Path | None = None) -> Ex
         "train": attrs.asdict(train) | {"modes": list(train.modes)},
         **copy.deepcopy(crossbar),
     }
-    return Experiment(model=model, data=data, train=train, crossbar=crossbar, raw=resolved)
+    return Experiment(
+        model=model, data=data, train=train, crossbar=crossbar, raw=resolved, sweep=sweep
+    )
+
+
+def _sweep_params(table: dict[str, Any]) -> dict[str, list[Any]]:
+    """The ``[sweep]`` table: ``params = {"crossbar.update.write_noise" = [1, 5, 10], ...}``."""
+    unknown = [k for k in table if k != "params"]
+    if unknown:
+        raise ConfigError(f"Unknown key {unknown[0]!r} in `sweep`. Allowed keys: 'params'.")
+    params = table.get("params", {})
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"Expected `sweep.params` to be a table of lists, but got {params!r}.")
+    for key, values in params.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"Expected `sweep.params.{key}` to be a non-empty list of values, but got "
+                f"{values!r}."
+            )
+    return {str(k): list(v) for k, v in params.items()}
 
 
 def parse_value(text: str) -> Any:
