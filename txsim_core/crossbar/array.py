@@ -25,6 +25,7 @@ import torch
 from txsim_core.crossbar.config import LayerConfig
 from txsim_core.crossbar.models import build_layer_models
 from txsim_core.crossbar.quantize import quantize_signed, row_group_scale
+from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, UpdateModel
 from txsim_core.interfaces import Mapping as DeviceMapping
 
@@ -98,12 +99,22 @@ class CrossbarArray(torch.nn.Module):
         self.weight = torch.nn.Parameter(weight.detach().clone())
         self.weight._txsim_crossbar = self  # type: ignore[attr-defined]  # CrossbarSGD finds it
 
+        self._check_precisions()
         generator = self.generator()
         self.device_model.setup(self.conductance.shape, generator)
         units = self.tiles_in * self.tiles_out * self.slices
         self.adc.setup(units, self.used_cols, generator)
         self.adc_backward.setup(units, self.used_rows, generator)
         self.program(weight)
+
+    def _check_precisions(self) -> None:
+        """Fail at build time when a DAC cannot take its direction's precision (a streaming DAC
+        needs a number of bits), instead of at the first forward or backward pass."""
+        for direction, setting in zip(DIRECTIONS, ("input_bits", "error_bits"), strict=True):
+            try:
+                self._dac(direction).num_passes(self._bits(direction))
+            except ConfigError as exc:
+                raise ConfigError(f"Layer {self.name!r}, `{setting}`: {exc}") from exc
 
     # ------------------------------------------------------------------ state
     def generator(self) -> torch.Generator:

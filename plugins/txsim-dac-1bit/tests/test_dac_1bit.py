@@ -150,3 +150,11 @@ def test_cuda_matches_cpu(registry, encoding):
     volts_gpu, weights_gpu = dac(x.cuda(), 8)
     assert volts_gpu.is_cuda and weights_gpu.is_cuda
     assert torch.equal(volts_gpu.cpu(), volts) and torch.equal(weights_gpu.cpu(), weights)
+
+
+@pytest.mark.parametrize("missing", ["input_bits", "error_bits"])
+def test_a_layer_without_the_precision_to_stream_fails_when_it_is_built(missing):
+    settings = {"input_bits": 8, "error_bits": 8, "dac": {"name": "1bit"}}
+    del settings[missing]
+    with pytest.raises(txsim_core.ConfigError, match=f"Layer 'fc', `{missing}`: Expected"):
+        txsim_core.CrossbarLinear(4, 3, config={"crossbar": settings}, name="fc")
