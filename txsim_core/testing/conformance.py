@@ -22,7 +22,7 @@ installed plugins through their entry points as users get them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import pytest
@@ -130,7 +130,7 @@ class ADCConformance(ModelConformance):
     channels: ClassVar[int] = 5
 
     def _converted(self, registry: Registry, current: torch.Tensor, seed: int) -> torch.Tensor:
-        adc: ADC = registry.build(self.kind, self.name, **self.params)
+        adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
         adc.setup(self.units, self.channels, _generator(seed))
         return adc(current)
 
@@ -178,7 +178,7 @@ class MappingConformance(ModelConformance):
         g = torch.full((2, 1, 1, 2, 8, 8), 1.0, dtype=torch.float64)
         results = []
         for _ in range(2):
-            model: Mapping = registry.build(self.kind, self.name, **self.params)
+            model = cast(Mapping, registry.build(self.kind, self.name, **self.params))
             g_here = model.g_min + g * (model.g_max - model.g_min) / 2
             model.setup(g_here.shape, _generator(9))
             results.append(model.realize(g_here))
@@ -212,7 +212,7 @@ class SolverConformance(ModelConformance):
     def test_tends_to_the_cell_conductances_when_the_wires_vanish(self, registry: Registry) -> None:
         declared = {field.name for field in attrs.fields(registry.get(self.kind, self.name).params)}
         wires = {k: v for k, v in self.vanishing_wires.items() if k in declared}
-        solver: ArraySolver = registry.build(self.kind, self.name, **(self.params | wires))
+        solver = cast(ArraySolver, registry.build(self.kind, self.name, **(self.params | wires)))
         g = self._arrays(torch.float64)
         for direction in ("forward", "backward"):
             g_eff = solver.effective_conductance(g, direction)
