@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from txsim_core.bench.command import bench_command
 from txsim_core.errors import TxsimError
 from txsim_core.experiment.commands import COMMANDS
 from txsim_core.params import describe_params
@@ -106,7 +107,7 @@ def plugins_command(as_json: bool) -> None:
             click.echo(f"{info.name}: {info.error}")
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, bench_command):
     cli.add_command(_command)
 
 
