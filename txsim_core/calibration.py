@@ -306,14 +306,19 @@ class FullScale(torch.nn.Module):
     @torch.no_grad()
     def observe(self, current: torch.Tensor) -> None:
         """Fold one minibatch of currents into the calibrated statistic."""
-        magnitude = current.detach().abs()
-        if self.per_unit:
-            flat = magnitude.transpose(0, 1).reshape(magnitude.shape[1], -1)
+        current = current.detach()
+        if self.params.calibration == "max":  # max |I| without a full-size |I| temporary
+            if self.per_unit:
+                stat = torch.maximum(current.amax(dim=(0, 2)), -current.amin(dim=(0, 2)))
+            else:
+                low, high = torch.aminmax(current)
+                stat = torch.maximum(high, -low).reshape(1)
         else:
-            flat = magnitude.reshape(1, -1)
-        if self.params.calibration == "max":
-            stat = flat.amax(dim=1)
-        else:
+            magnitude = current.abs()
+            if self.per_unit:
+                flat = magnitude.transpose(0, 1).reshape(magnitude.shape[1], -1)
+            else:
+                flat = magnitude.reshape(1, -1)
             stat = percentile(flat, self.params.percentile)
         stat = stat.to(device=self.value.device, dtype=self.value.dtype)
         if self._seen == 0:
