@@ -157,6 +157,24 @@ def conductance_parameter(default: float, help: str) -> Any:
     return parameter(default, unit="S", low=0.0, low_open=True, high=1.0, help=help)
 
 
+def cell_bits_parameter(default: int | None = None, note: str = "") -> Any:
+    """A device's ``cell_bits``: bits one device stores, or None for a continuous device.
+
+    Args:
+        default: the default number of bits (None: continuous).
+        note: what the levels are for this device, shown in parentheses in the help.
+    """
+    return parameter(
+        default,
+        kind=int,
+        low=1,
+        high=16,
+        optional=True,
+        help="Bits stored per device" + (f" ({note})" if note else "") + "; weights of more bits "
+        "are sliced over several devices. None: one continuous device per weight.",
+    )
+
+
 def check_conductance_range(params: Any) -> None:
     """Raise ``ValueError`` unless ``params.g_min < params.g_max``; for ``__attrs_post_init__``."""
     if params.g_max <= params.g_min:

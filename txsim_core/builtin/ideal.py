@@ -8,7 +8,12 @@ import torch
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, DifferentialMapping, UpdateModel
 from txsim_core.interfaces.solver import Direction
-from txsim_core.params import check_conductance_range, conductance_parameter, parameter
+from txsim_core.params import (
+    cell_bits_parameter,
+    check_conductance_range,
+    conductance_parameter,
+    parameter,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -59,15 +64,7 @@ class IdealMappingParams:
 
     g_min: float = conductance_parameter(1e-6, "Lowest conductance of a device.")
     g_max: float = conductance_parameter(1e-5, "Highest conductance of a device.")
-    cell_bits: int | None = parameter(
-        None,
-        kind=int,
-        low=1,
-        high=16,
-        optional=True,
-        help="Bits stored per device; weights of more bits are sliced over several devices. "
-        "None: one continuous device per weight.",
-    )
+    cell_bits: int | None = cell_bits_parameter(None)
 
     def __attrs_post_init__(self) -> None:
         check_conductance_range(self)

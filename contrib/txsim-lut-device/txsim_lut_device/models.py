@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from txsim_core.interfaces import DifferentialMapping, UpdateModel
-from txsim_core.params import parameter
+from txsim_core.params import cell_bits_parameter, parameter
 from txsim_lut_device.measurement import DeviceData, load_device_data
 
 
@@ -53,15 +53,7 @@ class LUTMappingParams:
     """Parameters of the LUT device as the arrays hold it."""
 
     data: str | None = _data_parameter()
-    cell_bits: int | None = parameter(
-        None,
-        kind=int,
-        low=1,
-        high=16,
-        optional=True,
-        help="Bits stored per device: 2**cell_bits levels evenly spaced in the measured range, "
-        "weights of more bits sliced over several devices. None: a continuous (analog) device.",
-    )
+    cell_bits: int | None = cell_bits_parameter(None, "levels evenly spaced in the measured range")
 
     def __attrs_post_init__(self) -> None:
         _check_data(self)

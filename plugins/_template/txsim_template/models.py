@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from txsim_core.interfaces import DifferentialMapping
-from txsim_core.params import parameter
+from txsim_core.params import cell_bits_parameter, parameter
 
 
 @attrs.frozen(kw_only=True)
@@ -26,14 +26,7 @@ class TemplateDeviceParams:
         low_open=True,
         help="Resistance of a fully off device; its lowest conductance is 1/r_off.",
     )
-    cell_bits: int | None = parameter(
-        None,
-        kind=int,
-        low=1,
-        high=16,
-        optional=True,
-        help="Bits stored per device; None: a continuous device.",
-    )
+    cell_bits: int | None = cell_bits_parameter(None)
 
     def __attrs_post_init__(self) -> None:
         if self.r_off <= self.r_on:

@@ -38,7 +38,12 @@ import torch
 
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import DifferentialMapping, UpdateModel
-from txsim_core.params import check_conductance_range, conductance_parameter, parameter
+from txsim_core.params import (
+    cell_bits_parameter,
+    check_conductance_range,
+    conductance_parameter,
+    parameter,
+)
 
 # Programming-noise polynomial of aihwkit's PCMLikeNoiseModel (Nandakumar et al., ICECS 2019):
 # sigma in uS for a device of g_max = 25 uS, as a function of q = G_target / g_max.
@@ -88,15 +93,7 @@ class PCMMappingParams:
 
     g_min: float = _conductance(0.25e-6, "Lowest (fully RESET, amorphous)")
     g_max: float = _conductance(25e-6, "Highest (fully SET, crystalline)")
-    cell_bits: int | None = parameter(
-        None,
-        kind=int,
-        low=1,
-        high=16,
-        optional=True,
-        help="Bits stored per device; weights of more bits are sliced over several devices. "
-        "None: one continuous device per weight.",
-    )
+    cell_bits: int | None = cell_bits_parameter(None)
     drift_nu_mean: float = parameter(
         0.05,
         low=0.0,

@@ -20,7 +20,7 @@ from txsim_core.device_errors import (
     variation_sigma_parameter,
 )
 from txsim_core.interfaces import UpdateModel
-from txsim_core.params import parameter
+from txsim_core.params import cell_bits_parameter, parameter
 
 R_MIN = 100e3
 """Lowest resistance of the Ag/Si device of the TxSim paper (Sec. V), in ohms."""
@@ -62,15 +62,7 @@ class ReRAMMappingParams:
 
     r_min: float = _r_min()
     r_max: float = _r_max()
-    cell_bits: int | None = parameter(
-        2,
-        kind=int,
-        low=1,
-        high=16,
-        optional=True,
-        help="Bits stored per device (2: four levels, as in the TxSim paper); weights of more "
-        "bits are sliced over several devices. None: a continuous device.",
-    )
+    cell_bits: int | None = cell_bits_parameter(2, "2: four levels, as in the TxSim paper")
     variation: str = variation_parameter()
     variation_sigma: float = variation_sigma_parameter()
     stuck_min_fraction: float = stuck_parameter("min")
