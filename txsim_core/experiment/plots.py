@@ -42,6 +42,7 @@ def plot_run(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> Path | None:
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     for axes in (accuracy_axes, loss_axes):
+        axes.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
