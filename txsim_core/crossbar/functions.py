@@ -80,6 +80,25 @@ class ConvGeometry:
         grad = torch.nn.grad.conv1d_weight if self.dims == 1 else torch.nn.grad.conv2d_weight
         return grad(x, shape, grad_y, stride=self.stride, dilation=self.dilation)
 
+    def grad_both(
+        self, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input and weight gradients of one ``grad_y`` in one call (as native autograd does)."""
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad_y,
+            x,
+            weight,
+            None,
+            self.stride,
+            [0] * self.dims,
+            self.dilation,
+            False,
+            [0] * self.dims,
+            1,
+            [True, True, False],
+        )
+        return grad_x, grad_w
+
 
 class ExactAdcConv(torch.autograd.Function):
     """A convolution on crossbars whose ADCs are exact in both directions.
@@ -115,6 +134,14 @@ class ExactAdcConv(torch.autograd.Function):
         ones = [1] * (grad_y.dim() - 1)
         e_n, e_scale = array.quantize(grad_y.reshape(batch, -1), "backward", 1)
         grad_x = grad_w = None
+        if all(ctx.needs_input_grad[:2]) and array.skips_conversion("backward"):
+            # errors enter the arrays as they are: both gradients from one digital error tensor
+            e_digital = (e_n * e_scale).reshape(grad_y.shape)
+            w_eff = array.effective_weight("backward").t().reshape(geometry.weight_shape)
+            grad_x, grad_w = geometry.grad_both(
+                (x_n * x_scale).reshape(ctx.x_shape), w_eff * array.w_max, e_digital
+            )
+            return grad_x, grad_w.reshape(array.weight.shape), None, None
         if ctx.needs_input_grad[0]:
             e_eff = array.convert_collapsed(e_n, "backward").reshape(grad_y.shape)
             w_eff = array.effective_weight("backward").t().reshape(geometry.weight_shape)
