@@ -19,8 +19,11 @@ What is measured (all in one run, so the ratios compare like with like):
   resistance regimes: the largest entry error of ``G_eff`` and the largest output-current error
   for random inputs (uniform and 0/1 in [0, 1] V), both relative to full scale.
 
-Times are wall clock, on the device and with the torch thread count given (the baseline runs on
-the CPU; scipy's solve uses the BLAS threads of the process). In the batch table every method
+Times are wall clock, on the device and with the torch thread count given. The baseline runs on
+the CPU; its triangular solves use scipy's BLAS threads, which ``--threads`` limits to the same
+count when ``threadpoolctl`` is installed (``blas_threads`` in the output; on a busy machine
+idle-spinning BLAS threads can make the baseline several times slower, which would flatter the
+speed-ups). In the batch table every method
 runs once per repetition, interleaved, after one warm-up repetition; the figures are medians
 over ``--repeat`` repetitions, the speed-ups medians of the per-repetition ratios (absolute times
 on shared machines drift between runs, ratios taken side by side much less). The scaling table
@@ -37,6 +40,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
@@ -209,12 +213,39 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    limiter, blas = blas_threads(args.threads)
+    with limiter:
+        result = measure(args, blas)
+    report(args, result)
+
+
+def blas_threads(threads: int | None) -> tuple[AbstractContextManager, int | None]:
+    """Limit scipy's BLAS threads to ``threads`` now (if threadpoolctl is installed).
+
+    Returns a context whose exit restores the limits, and the BLAS thread count in effect (None
+    when unknown).
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return nullcontext(), None
+    controller = ThreadpoolController()
+    limiter = controller.limit(limits=threads, user_api="blas") if threads else nullcontext()
+    counts = [
+        lib["num_threads"] for lib in ThreadpoolController().info() if lib["user_api"] == "blas"
+    ]
+    return limiter, max(counts, default=None)
+
+
+def measure(args: argparse.Namespace, blas: int | None) -> dict:
+    """Every table asked for by ``args``, with the environment."""
     device = torch.device(args.device)
     result = {
         "environment": {
             "torch": torch.__version__,
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
+            "blas_threads": blas,
             "cpu_count": os.cpu_count(),
             "machine": platform.processor() or platform.machine(),
             "resistances_ohm": RESISTANCES,
@@ -224,11 +255,19 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.accuracy:
         result["accuracy"] = accuracy_table(args, device)
+    return result
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    """Print ``result`` as JSON or as tables."""
     if args.json:
         print(json.dumps(result, indent=2))
         return
     env = result["environment"]
-    print(f"torch {env['torch']} on {env['device']}, {env['torch_threads']} threads")
+    print(
+        f"torch {env['torch']} on {env['device']}, {env['torch_threads']} threads; "
+        f"scipy BLAS threads: {env['blas_threads'] or 'unknown'}"
+    )
     b = result["batch"]
     print(f"\nbatch: {b['arrays']} arrays of {b['size']}x{b['size']}, {b['regime']} cells")
     print(f"{'solver':34s} {'ms per array':>13s} {'x faster than splu':>19s}")

@@ -184,6 +184,19 @@ def test_batches_dtypes_and_chunks_agree_with_single_arrays():
     torch.testing.assert_close(as_float32, batched.float(), rtol=1e-5, atol=0.0)
 
 
+def test_cache_sized_groups_of_arrays_give_the_same_admittance(monkeypatch):
+    """On the CPU a batch is solved in groups of arrays; the grouping changes nothing."""
+    from txsim_fcm import network
+
+    g = torch.tensor(random_array((5, 16, 8), "spintronic", 13))
+    whole = network.port_admittance(g, 1.0, 4.6, keep_workspace=False)
+    monkeypatch.setattr(network, "CPU_CHUNK_SITES", 2 * 16 * 8 // torch.get_num_threads())
+    grouped = network.port_admittance(g, 1.0, 4.6, keep_workspace=False)
+    torch.testing.assert_close(grouped, whole, rtol=1e-13, atol=0.0)
+    single = network.port_admittance(g[3:4], 1.0, 4.6, keep_workspace=False)
+    torch.testing.assert_close(grouped[3:4], single, rtol=1e-13, atol=0.0)
+
+
 def test_reuse_of_the_last_solve_follows_the_tensor_and_its_version():
     g = torch.tensor(random_array((3, 8, 8), "pcm", 12))
     fresh = txsim_core.build_model("solver", "fcm", reuse_last=False)
