@@ -429,14 +429,14 @@ class SARADC(ADC):
         ``min(floor(v), L)`` for ``v = fl(|seen| + 1/2) >= 1/2`` (``v`` is exactly what the
         loop compares: ``sign * seen`` is ``|seen|``, also for ``-0.0``). ``+-inf`` saturates
         like the loop; NaN fails every comparison, so its code is 0 with sign ``-1``. The sign
-        of ``seen + 0`` (``-0.0 + 0 = +0``) is the loop's sign decision for every non-NaN
-        input, so zero codes keep the loop's signed zero (``+0`` for ``seen >= 0``, ``-0.0``
-        included, ``-0`` below); NaN stays NaN through the passes and becomes the loop's
-        ``-0`` at the end. The output is ``(sign * code) * lsb``, the same product as the loop.
+        decision is ``seen < 0`` (false for ``-0.0`` and NaN), kept as one byte per value: zero
+        codes keep the loop's signed zero (``+0`` for ``seen >= 0``, ``-0.0`` included, ``-0``
+        below, from ``0 * -1``); NaN stays NaN through the passes and becomes the loop's ``-0``
+        at the end. The output is ``(sign * code) * lsb``, the same product as the loop.
         """
-        sign = torch.add(seen, 0.0)
+        sign = (seen < 0).to(torch.int8).mul_(-2).add_(1)  # -1 or +1
         code = seen.abs_().add_(0.5).floor_().clamp_(max=self.levels)
-        return code.copysign_(sign).nan_to_num_(nan=-0.0).mul_(lsb)
+        return code.mul_(sign).nan_to_num_(nan=-0.0).mul_(lsb)
 
     def _convert_table(self, seen: torch.Tensor, lsb: torch.Tensor, table: _Table) -> torch.Tensor:
         """Mismatched DAC, no noise: one bucket lookup per conversion, in place on ``seen``.
