@@ -42,6 +42,14 @@ Full scale ``FS`` (amperes): the current converted to the largest code; a conver
   converts with the full scale that training reached.
 
   A calibrated full scale of 0 (every current seen was 0) makes the converter output 0.
+
+* **Data-parallel training** (one process per replica, each with its share of every minibatch):
+  inside :func:`synchronized_calibration` every replica folds the statistic of *all* replicas'
+  currents into its full scale, so that the replicas keep one full scale and convert the same
+  current to the same code. For ``calibration="max"`` the result is exactly the single-process
+  full scale of the whole minibatch (the maximum of the replicas' maxima); for ``"percentile"``
+  it is the mean of the replicas' percentiles weighted by their number of samples (an
+  approximation of the whole minibatch's percentile).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from typing import Any
 
 import attrs
 import torch
+import torch.distributed as dist
 
 from txsim_core.errors import ConfigError
 from txsim_core.params import parameter
@@ -63,8 +72,12 @@ __all__ = [
     "calibrating",
     "percentile",
     "round_half_away",
+    "synchronized_calibration",
     "to_lsb",
 ]
+
+_REPLICA_GROUP: list[Any] = []
+"""The process group of :func:`synchronized_calibration` while one is active (at most one entry)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -121,7 +134,7 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_lsb(
-    current: torch.Tensor, full_scale: torch.Tensor, levels: int
+    current: torch.Tensor, full_scale: torch.Tensor, levels: int, *, in_place: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Express currents in LSB of a signed converter with ``levels`` magnitude levels.
 
@@ -133,6 +146,8 @@ def to_lsb(
         full_scale: the full scale in amperes, broadcastable to ``current`` (from
             :meth:`FullScale.forward`).
         levels: the largest magnitude code, ``2**(bits-1) - 1``.
+        in_place: divide ``current`` itself (see :meth:`~txsim_core.interfaces.ADC.convert_in_place`)
+            instead of a new tensor.
 
     Returns:
         ``x = current / LSB`` (dimensionless) and ``LSB = full_scale / levels`` (amperes). Where
@@ -141,7 +156,9 @@ def to_lsb(
     """
     lsb = full_scale / levels
     positive = full_scale > 0
-    x = current / torch.where(positive, lsb, torch.ones_like(lsb))
+    x = torch.div(
+        current, torch.where(positive, lsb, torch.ones_like(lsb)), out=current if in_place else None
+    )
     return x, torch.where(positive, lsb, torch.zeros_like(lsb))
 
 
@@ -320,6 +337,8 @@ class FullScale(torch.nn.Module):
             else:
                 flat = magnitude.reshape(1, -1)
             stat = percentile(flat, self.params.percentile)
+        if _REPLICA_GROUP:
+            stat = _combine_replicas(stat, self.params.calibration, current.shape[0])
         stat = stat.to(device=self.value.device, dtype=self.value.dtype)
         if self._seen == 0:
             self.value.copy_(stat)
@@ -378,3 +397,38 @@ def calibrating(module: torch.nn.Module, *, reset: bool = True) -> Iterator[torc
     finally:
         for scale, was in zip(scales, previous, strict=True):
             scale.calibrating = was
+
+
+def _combine_replicas(stat: torch.Tensor, calibration: str, samples: int) -> torch.Tensor:
+    """The statistic of every replica's currents (see the module docstring)."""
+    group = _REPLICA_GROUP[0]
+    if calibration == "max":
+        combined = stat.clone()
+        dist.all_reduce(combined, op=dist.ReduceOp.MAX, group=group)
+        return combined
+    weighted = torch.cat([stat.double() * samples, stat.new_full((1,), samples).double()])
+    dist.all_reduce(weighted, op=dist.ReduceOp.SUM, group=group)
+    return (weighted[:-1] / weighted[-1]).to(stat.dtype)
+
+
+@contextlib.contextmanager
+def synchronized_calibration(group: Any = None) -> Iterator[None]:
+    """Data-parallel training: every full scale calibrates from the currents of all replicas.
+
+    Inside the block, each calibrating call of every :class:`FullScale` in this process joins a
+    collective of ``group`` (``torch.distributed``) that combines the replicas' statistics (see
+    the module docstring), so every replica must call its converters the same number of times in
+    the same order, each with at least one sample: train with the same network and one share of
+    every minibatch per replica. Use a group of its own (``torch.distributed.new_group()``) so
+    that these collectives never interleave with those of ``DistributedDataParallel``.
+
+    Args:
+        group: the process group of the replicas; None is the default group.
+    """
+    if _REPLICA_GROUP:
+        raise ConfigError("Expected one synchronized_calibration block at a time, but got two.")
+    _REPLICA_GROUP.append(group)
+    try:
+        yield
+    finally:
+        _REPLICA_GROUP.clear()

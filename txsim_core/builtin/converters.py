@@ -170,8 +170,14 @@ class UniformADC(ADC):
         self.scale.setup(units)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
+        return self._convert(current, in_place=False)
+
+    def convert_in_place(self, current: torch.Tensor) -> torch.Tensor:
+        return self._convert(current, in_place=True)
+
+    def _convert(self, current: torch.Tensor, in_place: bool) -> torch.Tensor:
         fs = self.scale(current)
-        x, lsb = to_lsb(current, fs, self.levels)
+        x, lsb = to_lsb(current, fs, self.levels, in_place=in_place)
         if self.params.inl:
             x = x + polyval(self.params.inl, x / self.levels)
         code = torch.sign(x) * torch.floor(x.abs() + 0.5).clamp(max=self.levels)

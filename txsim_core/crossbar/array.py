@@ -320,7 +320,7 @@ class CrossbarArray(torch.nn.Module):
         current = current.transpose(0, 1).reshape(
             passes * n, -1, out_width
         )  # (P*N, units, channels)
-        digital = self._adc(direction)(current)
+        digital = self._adc(direction).convert_in_place(current)
         if direction == "forward":  # units ordered (T_r, T_c, S); sum passes, row tiles, slices
             digital = digital.reshape(passes, n, t_r, t_c, s, c)
             coef = (

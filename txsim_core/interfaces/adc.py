@@ -45,3 +45,16 @@ class ADC(Model, abc.ABC):
         Returns:
             The digital values, same shape, expressed in amperes (the current each code stands for).
         """
+
+    def convert_in_place(self, current: torch.Tensor) -> torch.Tensor:
+        """Convert currents that the caller no longer needs (the layer's call).
+
+        The same values as :meth:`forward`, bit for bit, but a converter may overwrite
+        ``current`` and return it: a layer's currents (every array, slice, pass and input vector)
+        are its largest tensor, and converting them in place saves a copy of them. The default
+        calls :meth:`forward`.
+
+        Args:
+            current: as for :meth:`forward`; its contents are undefined after the call.
+        """
+        return self(current)

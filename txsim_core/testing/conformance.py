@@ -123,7 +123,8 @@ class DACConformance(ModelConformance):
 
 
 class ADCConformance(ModelConformance):
-    """The ADC contract: shape and dtype kept, finite codes, monotone on a ramp, seeded."""
+    """The ADC contract: shape and dtype kept, finite codes, monotone on a ramp, seeded, and
+    ``convert_in_place`` equal to ``forward``."""
 
     kind = Kind.ADC
     units: ClassVar[int] = 3
@@ -153,6 +154,19 @@ class ADCConformance(ModelConformance):
     def test_output_follows_the_input_on_a_ramp(self, registry: Registry) -> None:
         out = self._converted(registry, self._ramp(torch.float64), seed=2)
         assert float(out[-1].min()) > 0 > float(out[0].max())
+
+    def test_conversion_in_place_gives_the_values_of_forward(self, registry: Registry) -> None:
+        """Two converters from one seed see the same minibatches, one through ``forward``,
+        the other through ``convert_in_place`` (what layers call): bit-identical results."""
+        batches = [self._ramp(torch.float32) * scale for scale in (1.0, 3.0, 0.5)]
+        adcs = []
+        for _ in range(2):
+            adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
+            adc.setup(self.units, self.channels, _generator(7))
+            adcs.append(adc)
+        for current in batches:
+            expected = adcs[0](current)
+            assert torch.equal(adcs[1].convert_in_place(current.clone()), expected)
 
 
 class MappingConformance(ModelConformance):

@@ -352,8 +352,13 @@ class SARADC(ADC):
         """
         return self._convert(current, method="auto")
 
-    def _convert(self, current: torch.Tensor, method: str) -> torch.Tensor:
-        """``method``: ``"auto"`` (the fastest exact path) or ``"loop"`` (the reference)."""
+    def convert_in_place(self, current: torch.Tensor) -> torch.Tensor:
+        """As :meth:`forward`, converting in the memory of ``current`` (the layer's call)."""
+        return self._convert(current, method="auto", in_place=True)
+
+    def _convert(self, current: torch.Tensor, method: str, in_place: bool = False) -> torch.Tensor:
+        """``method``: ``"auto"`` (the fastest exact path) or ``"loop"`` (the reference);
+        ``in_place``: the fast paths may overwrite ``current``."""
         if self._generator is None:
             raise ConfigError(
                 "Expected setup(units, channels, generator) to be called before the first "
@@ -366,14 +371,17 @@ class SARADC(ADC):
             )
         with torch.no_grad():
             fs = self.scale(current)
-            x, lsb = to_lsb(current, fs, self.levels)
+            x, lsb = to_lsb(current, fs, self.levels, in_place=in_place and method == "auto")
             p = self.params
             generator = self._noise_generator(x.device) if p.sigma_noise > 0 else None
             if method == "loop":
                 seen = x if p.sigma_offset == 0 else x + self.offset.to(x)
                 return self._convert_loop(seen, lsb, generator)
-            # the fast paths work in place on `x`, which to_lsb computed as a new tensor
-            if x.untyped_storage().data_ptr() == current.untyped_storage().data_ptr():
+            # the fast paths work in place on `x`: a new tensor, unless converting in place
+            if (
+                not in_place
+                and x.untyped_storage().data_ptr() == current.untyped_storage().data_ptr()
+            ):
                 x = x.clone()
             seen = x if p.sigma_offset == 0 else x.add_(self.offset.to(x))
             state = self._dac_state(x.dtype, x.device)
