@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class TxsimError(Exception):
@@ -36,6 +37,9 @@ class UnknownModelError(TxsimError, KeyError):
         self.name = name
         self.available = sorted(available)
         super().__init__(self._message())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (to a sweep's or a launcher's parent)
+        return (type(self), (self.kind, self.name, self.available))
 
     def _message(self) -> str:
         close = difflib.get_close_matches(self.name, self.available, n=3, cutoff=0.5)

@@ -87,6 +87,25 @@ CONFIGS: dict[str, BenchConfig] = {
             slow=True,
             framework="aihwkit",
         ),
+        BenchConfig(
+            "aihwkit-equivalent",
+            {
+                "crossbar": {
+                    "rows": 512,
+                    "cols": 512,
+                    "weight_bits": None,
+                    "input_bits": 7,
+                    "error_bits": 7,
+                    "device": {"name": "reram", "cell_bits": None},
+                    "dac": {"name": "multibit", "bits": 7, "polarity": "bipolar"},
+                    "adc": {"name": "uniform", "bits": 9},
+                    "update": {"name": "reram", "nonlinearity": 0.5, "write_noise": 1.0},
+                }
+            },
+            "txsim closest to 'aihwkit': one device per weight in tiles of 512x512 (aihwkit's "
+            "default largest tile), 7-bit bipolar DAC, 9-bit ADC, non-linear noisy update",
+            slow=True,
+        ),
     )
 }
 """Every configuration, in the order they are measured and reported."""

@@ -12,7 +12,9 @@ A run directory holds::
 
 from __future__ import annotations
 
+import functools
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from txsim_core.errors import ConfigError
 from txsim_core.experiment.checkpoint import latest_checkpoint
 from txsim_core.experiment.config import Experiment, parse_experiment
 from txsim_core.experiment.metrics import atomic_write_text, mode_summary, write_metrics
+from txsim_core.experiment.parallel import STOP_SIGNAL, joined_replicas
 from txsim_core.experiment.plots import plot_run
 from txsim_core.experiment.toml_writer import dumps
 from txsim_core.experiment.trainer import ModeTrainer, build_system, stop_requests
@@ -85,8 +88,13 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = click.echo,
+    stop_signal: int = signal.SIGINT,
 ) -> list[dict[str, Any]]:
     """Train every mode of ``experiment`` in ``run_dir`` and write all its artefacts.
+
+    In a process launched as one replica of a data-parallel run (by ``txsim train --nproc``
+    or ``torchrun``, see txsim_core.experiment.parallel) every replica calls this function;
+    rank 0 prints and writes the files.
 
     Args:
         experiment: the validated experiment.
@@ -95,49 +103,81 @@ def train_run(
             hold a run already.
         progress: show progress bars.
         echo: where the one-line epoch summaries go.
+        stop_signal: the signal that asks to stop after the current batch with a checkpoint.
 
     Returns:
         The metrics rows of every mode and epoch.
     """
-    if not resume and (run_dir / "config.toml").exists():
-        raise ConfigError(
-            f"Expected a new run directory, but {str(run_dir)!r} already holds a run; continue it "
-            f"with `txsim train --resume {run_dir}` or choose another --out."
-        )
-    splits, device = check_experiment(experiment)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").unlink(missing_ok=True)  # a resumed run may train more epochs
-    atomic_write_text(run_dir / "config.toml", dumps(experiment.raw))
-    rows: list[dict[str, Any]] = []
+    with joined_replicas(experiment.train.device) as replicas:
+        main = replicas is None or replicas.is_main
 
-    def record(row: dict[str, Any]) -> None:
-        rows.append(row)
+        def prepare() -> None:
+            if not resume and (run_dir / "config.toml").exists():
+                raise ConfigError(
+                    f"Expected a new run directory, but {str(run_dir)!r} already holds a run; "
+                    f"continue it with `txsim train --resume {run_dir}` or choose another --out."
+                )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "summary.json").unlink(missing_ok=True)  # a resumed run may train more
+            atomic_write_text(run_dir / "config.toml", dumps(experiment.raw))
+
+        splits, device = check_experiment(experiment)
+        if replicas is None:
+            prepare()
+        else:
+            replicas.agree(prepare)
+            device = replicas.device
+        rows: list[dict[str, Any]] = []
+
+        def record(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if not main:
+                return
+            write_metrics(run_dir, rows)
+            plot_run(run_dir, rows)
+            echo(
+                f"{row['mode']:>8} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
+                f"train {100 * row['train_accuracy']:.2f}%, test "
+                f"{100 * row['test_accuracy']:.2f}% ({row['seconds']:.1f} s)"
+            )
+
+        with stop_requests(stop_signal) as stop_requested:
+            for mode in experiment.train.modes:
+                trainer = ModeTrainer(
+                    experiment,
+                    mode,
+                    splits,
+                    run_dir,
+                    device,
+                    progress=progress and main,
+                    on_epoch=record,
+                    replicas=replicas,
+                )
+                if not resume:
+                    state = None
+                elif replicas is None:
+                    state = latest_checkpoint(run_dir, mode)
+                else:
+                    state = replicas.agree(functools.partial(latest_checkpoint, run_dir, mode))
+                if state is not None:
+                    trainer.restore(state)
+                    rows.extend(trainer.history)
+                trainer.run(stop_requested)
+    if main:
         write_metrics(run_dir, rows)
         plot_run(run_dir, rows)
-        echo(
-            f"{row['mode']:>8} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
-            f"train {100 * row['train_accuracy']:.2f}%, test {100 * row['test_accuracy']:.2f}% "
-            f"({row['seconds']:.1f} s)"
-        )
-
-    with stop_requests() as stop_requested:
-        for mode in experiment.train.modes:
-            trainer = ModeTrainer(
-                experiment, mode, splits, run_dir, device, progress=progress, on_epoch=record
-            )
-            state = latest_checkpoint(run_dir, mode) if resume else None
-            if state is not None:
-                trainer.restore(state)
-                rows.extend(trainer.history)
-            trainer.run(stop_requested)
-    write_metrics(run_dir, rows)
-    plot_run(run_dir, rows)
-    summary = {
-        "status": "complete",
-        "modes": [mode_summary(rows, m) for m in experiment.train.modes],
-    }
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary = {
+            "status": "complete",
+            "modes": [mode_summary(rows, m) for m in experiment.train.modes],
+        }
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def train_replica(experiment: Experiment, run_dir: Path, resume: bool, progress: bool) -> None:
+    """One replica of ``txsim train --nproc`` (see :func:`txsim_core.experiment.parallel.launch`):
+    :func:`train_run`, stopping on the launcher's signal."""
+    train_run(experiment, run_dir, resume=resume, progress=progress, stop_signal=STOP_SIGNAL)
 
 
 def load_run_experiment(run_dir: Path, epochs: int | None = None) -> Experiment:

@@ -1,4 +1,4 @@
-"""Sensitivity sweeps: a grid of trials over configuration keys, run in worker processes.
+"""Sensitivity sweeps: a grid of trials over configuration keys, run by an executor.
 
 A sweep directory holds::
 
@@ -10,6 +10,10 @@ A sweep directory holds::
 
 Running the same sweep again skips finished trials and resumes unfinished ones from their last
 checkpoint; a trial that fails is recorded with its error and the others go on.
+
+An executor decides where the trials run: :class:`LocalExecutor` (the default) runs them in
+worker processes on this machine; :class:`txsim_core.experiment.ray_executor.RayExecutor` sends
+them to a Ray cluster. Both write the same directory.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import torch
@@ -114,22 +118,17 @@ def make_trials(
     return trials
 
 
-def run_trial(trial: Trial, threads: int = 0) -> dict[str, Any]:
-    """Run (or finish, or skip) one trial; never raises: a failure is returned as its error."""
-    if threads:
-        torch.set_num_threads(threads)
-    status, error = "complete", ""
-    if not run_is_complete(trial.run_dir):
-        try:
-            train_run(
-                trial.experiment,
-                trial.run_dir,
-                resume=(trial.run_dir / "config.toml").exists(),
-                progress=False,
-                echo=lambda text: None,
-            )
-        except Exception as exc:
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+def trial_result(trial: Trial, status: str, error: str = "") -> dict[str, Any]:
+    """The result of one trial from the metrics in its run directory.
+
+    Args:
+        trial: the trial.
+        status: ``"complete"`` or ``"failed"``.
+        error: why the trial failed (empty when it did not).
+
+    Returns:
+        ``{"rows": summary rows (one per mode), "name": run directory name, "status", "error"}``.
+    """
     rows = read_metrics(trial.run_dir)
     results = []
     for mode in trial.experiment.train.modes:
@@ -147,6 +146,88 @@ def run_trial(trial: Trial, threads: int = 0) -> dict[str, Any]:
     return {"rows": results, "name": trial.run_dir.name, "status": status, "error": error}
 
 
+def run_trial(trial: Trial, threads: int = 0) -> dict[str, Any]:
+    """Run (or finish, or skip) one trial; never raises: a failure is returned as its error.
+
+    Args:
+        trial: the trial; a run directory that holds a ``config.toml`` is resumed from its last
+            checkpoint, one that holds a finished run is only read.
+        threads: torch threads to train with (0: leave torch's setting as it is).
+
+    Returns:
+        The :func:`trial_result`.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    status, error = "complete", ""
+    if not run_is_complete(trial.run_dir):
+        try:
+            train_run(
+                trial.experiment,
+                trial.run_dir,
+                resume=(trial.run_dir / "config.toml").exists(),
+                progress=False,
+                echo=lambda text: None,
+            )
+        except Exception as exc:
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+    return trial_result(trial, status, error)
+
+
+class TrialExecutor(Protocol):
+    """Runs the trials of a sweep and reports each result as it finishes."""
+
+    def describe(self) -> str:
+        """Where and how the trials run, for the sweep's first line (e.g. ``2 at a time``)."""
+        ...
+
+    def run(self, trials: Sequence[Trial]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run every trial (as :func:`run_trial` does: finish, resume or skip it).
+
+        Args:
+            trials: the trials, in grid order.
+
+        Yields:
+            ``(index in trials, result)`` as each trial finishes, in any order; a trial that
+            could not run yields a ``"failed"`` :func:`trial_result` with the reason.
+        """
+        ...
+
+
+@attrs.frozen
+class LocalExecutor:
+    """Runs the trials on this machine: one after another in this process (``jobs`` = 1), or
+    ``jobs`` at a time in spawned worker processes that share the CPU cores' torch threads.
+
+    Args:
+        jobs: trials run at once (at least 1).
+    """
+
+    jobs: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ConfigError(f"Expected at least 1 job, but got {self.jobs}.")
+
+    def describe(self) -> str:
+        """``N at a time``."""
+        return f"{self.jobs} at a time"
+
+    def run(self, trials: Sequence[Trial]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run every trial; see :meth:`TrialExecutor.run`."""
+        if self.jobs == 1:
+            for index, trial in enumerate(trials):
+                yield index, run_trial(trial)
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+            futures: dict[Future[dict[str, Any]], int] = {
+                pool.submit(run_trial, trial, threads): index for index, trial in enumerate(trials)
+            }
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+
 def write_summary(out_dir: Path, keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``summary.csv`` (trials in grid order)."""
     buffer = io.StringIO()
@@ -162,10 +243,18 @@ def run_sweep(
     keys: Sequence[str],
     out_dir: Path,
     *,
-    jobs: int = 1,
+    executor: TrialExecutor | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run every trial, ``jobs`` at a time in worker processes, and write the summary and plot.
+    """Run every trial with ``executor`` and write ``sweep.json``, ``summary.csv`` (after each
+    trial) and ``sweep.png``.
+
+    Args:
+        trials: the trials, from :func:`make_trials`.
+        keys: the swept keys (the first columns of the summary).
+        out_dir: the sweep directory.
+        executor: where the trials run (default: :class:`LocalExecutor`, one at a time).
+        echo: where the ``[i/n] trial: accuracies`` progress lines go.
 
     Returns:
         The summary rows, one per trial and mode, in grid order.
@@ -189,17 +278,8 @@ def run_sweep(
         ordered = [row for i in sorted(results) for row in results[i]["rows"]]
         write_summary(out_dir, keys, ordered)
 
-    if jobs <= 1:
-        for index, trial in enumerate(trials):
-            finished(index, run_trial(trial))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures: dict[Future[dict[str, Any]], int] = {
-                pool.submit(run_trial, trial, threads): index for index, trial in enumerate(trials)
-            }
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+    for index, result in (executor or LocalExecutor()).run(trials):
+        finished(index, result)
     rows = [row for i in sorted(results) for row in results[i]["rows"]]
     plot_keys = [*keys, "mode"] if len(trials[0].experiment.train.modes) > 1 else list(keys)
     plot_sweep(out_dir, plot_keys, rows)

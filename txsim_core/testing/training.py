@@ -17,7 +17,47 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from txsim_core.experiment import parse_experiment, train_run
+from txsim_core.experiment import Experiment, parse_experiment, train_run
+
+
+def digits_experiment(
+    crossbar: Mapping[str, Any],
+    *,
+    epochs: int = 3,
+    hidden: int = 32,
+    lr: float = 0.1,
+    batch_size: int = 32,
+    seed: int = 0,
+    mode: str = "nonideal",
+    limit_train: int | None = None,
+) -> Experiment:
+    """The experiment of :func:`digits_accuracy`, e.g. for
+    :func:`txsim_core.testing.replicas.replica_states`.
+
+    Args:
+        crossbar: the ``crossbar`` table of the configuration (as for ``convert``).
+        epochs: training epochs.
+        hidden: width of the hidden layer.
+        lr: learning rate of the crossbar SGD.
+        batch_size: minibatch size.
+        seed: seeds weights, data order and every random model.
+        mode: the one mode to train.
+        limit_train: use only the first ``limit_train`` training digits (None: all 1,437).
+    """
+    return parse_experiment(
+        {
+            "model": {"name": "mlp", "hidden": [hidden]},
+            "data": {"name": "digits", "limit_train": limit_train},
+            "train": {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "seed": seed,
+                "modes": [mode],
+            },
+            "crossbar": dict(crossbar),
+        }
+    )
 
 
 def digits_accuracy(
@@ -42,19 +82,14 @@ def digits_accuracy(
         mode: ``"nonideal"`` trains on the configured crossbars; ``"native"`` and ``"ideal"``
             give the references.
     """
-    experiment = parse_experiment(
-        {
-            "model": {"name": "mlp", "hidden": [hidden]},
-            "data": {"name": "digits"},
-            "train": {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "lr": lr,
-                "seed": seed,
-                "modes": [mode],
-            },
-            "crossbar": dict(crossbar),
-        }
+    experiment = digits_experiment(
+        crossbar,
+        epochs=epochs,
+        hidden=hidden,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        mode=mode,
     )
     with tempfile.TemporaryDirectory(prefix="txsim-digits-") as folder:
         rows = train_run(experiment, Path(folder) / "run", progress=False, echo=lambda text: None)

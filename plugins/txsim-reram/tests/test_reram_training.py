@@ -62,3 +62,21 @@ def test_reram_trains_the_digits_well_above_chance() -> None:
         {"weight_bits": 8, "device": {"name": "reram"}, "update": {"name": "reram"}}
     )
     assert accuracy > 0.75  # chance is 0.1; native training reaches about 0.95
+
+
+def test_data_parallel_replicas_keep_one_state_with_variation_and_write_noise() -> None:
+    """Two replicas, each with half of every minibatch, end with bit-identical conductances and
+    random streams: the ReRAM update draws the same write noise on both."""
+    from txsim_core.testing.replicas import differing_entries, replica_states
+
+    states = replica_states(
+        {
+            "rows": 32,
+            "cols": 32,
+            "weight_bits": 8,
+            "device": {"name": "reram", "variation": "lognormal", "variation_sigma": 0.1},
+            "update": {"name": "reram", "nonlinearity": 0.5, "write_noise": 5.0},
+        },
+        limit_train=256,
+    )
+    assert differing_entries(states) == []
