@@ -180,8 +180,11 @@ class UniformADC(ADC):
         x, lsb = to_lsb(current, fs, self.levels, in_place=in_place)
         if self.params.inl:
             x = x + polyval(self.params.inl, x / self.levels)
-        code = torch.sign(x) * torch.floor(x.abs() + 0.5).clamp(max=self.levels)
-        return code * lsb
+        elif not in_place:
+            x = x.clone()
+        # in place on x: the sign kept as one byte, code = sign * min(floor(|x| + 1/2), levels)
+        sign = (x < 0).to(torch.int8).mul_(-2).add_(1)
+        return x.abs_().add_(0.5).floor_().clamp_(max=self.levels).mul_(sign).mul_(lsb)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -345,8 +348,9 @@ class MultiBitDAC(DAC):
     """Multi-bit DAC, unipolar (two passes) or bipolar (one pass), with an optional INL curve.
 
     Attributes:
-        levels: buffer, the output voltage of every code from the lowest to the highest, in volts
-            (empty for a DAC without fixed resolution).
+        levels: buffer, the output voltage of every code from the lowest to the highest, in volts,
+            for a DAC with a transfer curve (``inl`` or ``table``); empty for a linear DAC, whose
+            voltage is ``code * v_max / K``.
     """
 
     levels: torch.Tensor
@@ -354,16 +358,15 @@ class MultiBitDAC(DAC):
     def __init__(self, params: MultiBitDACParams) -> None:
         super().__init__(params)
         levels = torch.zeros(0, dtype=torch.float64)
-        if params.bits is not None:
+        if params.bits is not None and (params.table is not None or params.inl):
             low, top = _dac_codes(params.bits, params.polarity)
             codes = torch.arange(low, top + 1, dtype=torch.float64)
             lsb = params.v_max / top
-            levels = codes * lsb
             if params.table is not None:
                 column, values = load_dac_table(params.table, params.bits, params.polarity)
-                levels = values if column == "voltage" else levels + values * lsb
-            elif params.inl:
-                levels = levels + lsb * polyval(params.inl, codes / top)
+                levels = values if column == "voltage" else codes * lsb + values * lsb
+            else:
+                levels = codes * lsb + lsb * polyval(params.inl, codes / top)
         self.register_buffer("levels", levels)
 
     def num_passes(self, bits: int | None) -> int:

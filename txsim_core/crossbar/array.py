@@ -3,7 +3,9 @@
 Layout. A layer of ``K`` inputs and ``M`` outputs is tiled into ``T_r x T_c`` arrays of
 ``rows x cols`` cells (inputs on rows, outputs on columns). Its trained state is the tensor of ideal
 conductances ``conductance`` of shape ``(T_r, T_c, S, 2, rows, cols)``: S weight slices, each a
-differential pair. Cells beyond ``K`` or ``M`` stay at ``g_min`` (weight 0) and still load the circuit.
+differential pair. Cells beyond ``K`` or ``M`` stay at ``g_min`` (weight 0) and still load the
+circuit; with an exact solver they carry no current, and a single array (``K <= rows``, or
+``M <= cols``) is stored cropped to the layer.
 
 Scaling. A digital input vector ``x`` is divided by its sample's largest magnitude ``s_x`` and
 quantized to the input precision: ``x_n`` in [-1, 1]. The DAC turns ``x_n`` into the voltages of
@@ -71,9 +73,13 @@ class CrossbarArray(torch.nn.Module):
         self.adc_backward = models.adc_backward
 
         self.out_features, self.in_features = weight.shape
-        self.rows, self.cols = settings.rows, settings.cols
-        self.tiles_in = math.ceil(self.in_features / self.rows)
-        self.tiles_out = math.ceil(self.out_features / self.cols)
+        self.tiles_in = math.ceil(self.in_features / settings.rows)
+        self.tiles_out = math.ceil(self.out_features / settings.cols)
+        # the stored rows and columns per array: with an exact solver the cells of a single
+        # array beyond the layer carry no current and are never written, so they are not stored
+        crop = self.solver.is_exact
+        self.rows = self.in_features if crop and self.tiles_in == 1 else settings.rows
+        self.cols = self.out_features if crop and self.tiles_out == 1 else settings.cols
         self.slices = self.device_model.num_slices(settings.weight_bits)
         # the rows and columns that carry weights (a single array is cropped to its used part)
         self.used_rows = self.rows if self.tiles_in > 1 else self.in_features
@@ -417,7 +423,7 @@ class CrossbarArray(torch.nn.Module):
         )
         bits = (settings.weight_bits, settings.input_bits, settings.error_bits)
         return {
-            "arrays": f"{self.tiles_in}x{self.tiles_out} of {self.rows}x{self.cols}",
+            "arrays": f"{self.tiles_in}x{self.tiles_out} of {settings.rows}x{settings.cols}",
             "slices": self.slices,
             "passes": "/".join(str(p) for p in passes),
             "bits": "/".join(str(b or "fp") for b in bits),
