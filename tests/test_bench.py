@@ -80,7 +80,8 @@ def test_paper_configurations_differ_from_the_preset_only_in_their_solver_or_con
 
 
 class _RecordProducts(TorchDispatchMode):
-    """Records the shapes of every matrix product that reaches the ATen dispatcher."""
+    """Records the shapes of every matrix product and convolution weight gradient that reaches
+    the ATen dispatcher."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,6 +91,8 @@ class _RecordProducts(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if name in ("bmm", "mm"):
             self.seen[(name, tuple(tuple(a.shape) for a in args[:2]))] += 1
+        elif name == "convolution_backward" and args[10][1]:  # output_mask: weight grad
+            self.seen[("conv_weight", (tuple(args[1].shape), tuple(args[2].shape)))] += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -127,7 +130,7 @@ def test_the_floor_is_products_that_a_paper_training_step_really_computes() -> N
     conv1 = [p for p in products if p.layer == "features.conv1"]
     assert [(p.op, p.role, p.a, p.b) for p in conv1] == [
         ("bmm", "forward", (1, 3 * 784 * 14, 25), (1, 25, 4 * 6)),
-        ("mm", "weight_grad", (6, 3 * 784), (3 * 784, 25)),
+        ("conv_weight", "weight_grad", (3, 1, 32, 32), (6, 1, 5, 5)),
     ]
 
     # what the floor leaves out is small: recombining passes and slices (matrix-vector products)

@@ -192,6 +192,55 @@ def test_per_array_conversion_equals_analog_summation_in_both_directions(test_mo
 
 
 @pytest.mark.parametrize(
+    ("factory", "shape"),
+    [
+        (lambda: torch.nn.Conv2d(3, 6, 3, padding=1, stride=2), (4, 3, 9, 9)),
+        (lambda: torch.nn.Conv1d(3, 20, 5, padding=4, dilation=2), (4, 3, 17)),
+    ],
+)
+def test_converting_each_input_once_equals_converting_every_patch(test_models, factory, shape):
+    """A conv layer with a quantizing ADC converts each input value once and then unfolds the
+    voltages; the reference unfolds the inputs and converts every patch (AnalogMatmul)."""
+    from txsim_core.crossbar.functions import AnalogMatmul
+
+    torch.manual_seed(5)
+    crossbar = {
+        "rows": 8,
+        "cols": 8,
+        "weight_bits": 6,
+        "input_bits": 5,
+        "error_bits": 5,
+        "device": {"name": "ideal", "cell_bits": 2},
+        "dac": "sign-phase",
+        "adc": {"name": "uniform", "bits": 6},
+    }
+    native = factory()
+    layer = convert(native, {"crossbar": crossbar})
+    reference = copy.deepcopy(layer)
+    x = torch.randn(shape)
+    x_layer, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = layer(x_layer)
+
+    dims = x.dim() - 2  # every input value lies in some patch: both scale by the sample's max
+    padded = torch.nn.functional.pad(x_ref, [p for p in reversed(layer.padding) for _ in range(2)])
+    patches = reference.geometry.unfold(padded)
+    positions = patches.shape[-1]
+    rows = patches.transpose(1, 2).reshape(shape[0] * positions, -1)
+    y_rows = AnalogMatmul.apply(rows, reference.crossbar.weight, reference.crossbar, positions)
+    y_ref = y_rows.reshape(shape[0], positions, -1).transpose(1, 2).reshape(y.shape)
+    y_ref = y_ref + reference.bias.reshape(-1, *[1] * dims)
+    torch.testing.assert_close(y, y_ref, rtol=1e-6, atol=1e-7)
+
+    grad_y = torch.randn_like(y)
+    y.backward(grad_y)
+    y_ref.backward(grad_y)
+    torch.testing.assert_close(x_layer.grad, x_ref.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        layer.crossbar.weight.grad, reference.crossbar.weight.grad, rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
     ("slot", "values"),
     [
         ("solver", [{"name": "series", "r_series": r} for r in (3e4, 3e3, 300.0, 30.0)]),

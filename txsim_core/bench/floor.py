@@ -188,7 +188,20 @@ def _crossbar_products(call: LayerCall) -> list[Product]:
             products.append(
                 Product("bmm", (t_c, p * n, c), (t_c, c, t_r * s * r), layer=call.name, role=role)
             )
-    products.append(Product("mm", (m, n), (n, k), layer=call.name, role="weight_grad"))
+    if isinstance(module, CrossbarLinear):
+        products.append(Product("mm", (m, n), (n, k), layer=call.name, role="weight_grad"))
+    else:  # the correlation of the inputs (zero padded) and the errors
+        products.append(
+            Product(
+                "conv_weight",
+                call.input_shape,
+                module.geometry.weight_shape,
+                layer=call.name,
+                role="weight_grad",
+                out=call.output_shape,
+                geometry=module.geometry,
+            )
+        )
     return products
 
 

@@ -308,7 +308,18 @@ class CrossbarArray(torch.nn.Module):
 
     def _analog_matmul(self, x_n: torch.Tensor, direction: Direction) -> torch.Tensor:
         """Every array, slice and pass evaluated and converted: one batched product, one ADC call."""
-        volts, weights = self._dac(direction)(x_n, self._bits(direction))  # (P, N, in)
+        return self.sense(*self.drive(x_n, direction), direction)
+
+    def drive(self, x_n: torch.Tensor, direction: Direction) -> tuple[torch.Tensor, torch.Tensor]:
+        """The DAC of the direction: normalized inputs ``(...)`` -> voltages ``(P, ...)`` (V)
+        and pass weights ``(P,)`` (1/V). Elementwise (see :class:`~txsim_core.interfaces.DAC`)."""
+        return self._dac(direction)(x_n, self._bits(direction))
+
+    def sense(
+        self, volts: torch.Tensor, weights: torch.Tensor, direction: Direction
+    ) -> torch.Tensor:
+        """Voltages ``(P, N, in)`` of :meth:`drive` through every array and slice, converted by
+        the ADC and recombined: the normalized ``(N, out)`` result of :meth:`matmul`."""
         passes, n = volts.shape[:2]
         diff = self.differential(direction)  # (T_r, T_c, S, r, c)
         t_r, t_c, s, r, c = diff.shape

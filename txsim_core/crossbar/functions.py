@@ -80,6 +80,41 @@ class ConvGeometry:
         grad = torch.nn.grad.conv1d_weight if self.dims == 1 else torch.nn.grad.conv2d_weight
         return grad(x, shape, grad_y, stride=self.stride, dilation=self.dilation)
 
+    @property
+    def _kernel(self) -> tuple[int, ...]:
+        return tuple(self.weight_shape[2:])
+
+    def unfold(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *size)`` -> patches ``(B, C * prod(kernel), L)`` (PyTorch's order)."""
+        if self.dims == 1:
+            return F.unfold(
+                x.unsqueeze(2),
+                (1, *self._kernel),
+                dilation=(1, *self.dilation),
+                stride=(1, *self.stride),
+            )
+        return F.unfold(x, self._kernel, dilation=self.dilation, stride=self.stride)
+
+    def fold(self, patches: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """The adjoint of :meth:`unfold`: patches ``(B, K, L)`` summed into ``(B, C, *size)``."""
+        if self.dims == 1:
+            folded = F.fold(
+                patches,
+                (1, *size),
+                (1, *self._kernel),
+                dilation=(1, *self.dilation),
+                stride=(1, *self.stride),
+            )
+            return folded.squeeze(2)
+        return F.fold(patches, size, self._kernel, dilation=self.dilation, stride=self.stride)
+
+    def output_size(self, size: tuple[int, ...]) -> list[int]:
+        """The output's spatial size for an input of spatial size ``size``."""
+        return [
+            (n - d * (k - 1) - 1) // s + 1
+            for n, k, s, d in zip(size, self._kernel, self.stride, self.dilation, strict=True)
+        ]
+
     def grad_both(
         self, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +181,69 @@ class ExactAdcConv(torch.autograd.Function):
             e_eff = array.convert_collapsed(e_n, "backward").reshape(grad_y.shape)
             w_eff = array.effective_weight("backward").t().reshape(geometry.weight_shape)
             grad_x = geometry.grad_input(ctx.x_shape, w_eff, e_eff)
+            grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
+        if ctx.needs_input_grad[1]:
+            x_digital = (x_n * x_scale).reshape(ctx.x_shape)
+            e_digital = (e_n * e_scale).reshape(grad_y.shape)
+            shape = torch.Size(geometry.weight_shape)
+            grad_w = geometry.grad_weight(x_digital, shape, e_digital).reshape(array.weight.shape)
+        return grad_x, grad_w, None, None
+
+
+class AnalogConv(torch.autograd.Function):
+    """A convolution on crossbars whose ADC is not exact in some direction: every patch through
+    the arrays and ADCs.
+
+    Inputs are scaled per sample (the largest magnitude of the whole input, as
+    :class:`ExactAdcConv` scales them), quantized and converted by the DAC once per input value
+    (conversion is elementwise), and only then unfolded into patches: the same voltages as
+    converting every patch, without converting each value once per patch that holds it. Errors
+    are scaled per sample, driven into the columns, sensed on the rows and summed back into the
+    input positions; the weight gradient is the correlation of the quantized inputs and errors.
+    A direction whose ADC is exact is computed collapsed, as :meth:`CrossbarArray.matmul` does.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        array: CrossbarArray,
+        geometry: ConvGeometry,
+    ) -> torch.Tensor:
+        batch, size = x.shape[0], tuple(x.shape[2:])
+        x_n, x_scale = array.quantize(x.reshape(batch, -1), "forward", 1)
+        ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
+        ctx.save_for_backward(x_n, x_scale)
+        out_size = geometry.output_size(size)
+        if array.uses_exact_adc("forward"):
+            x_eff = array.convert_collapsed(x_n, "forward").reshape(x.shape)
+            w_eff = array.effective_weight("forward").t().reshape(geometry.weight_shape)
+            y = geometry.apply(x_eff, w_eff)
+        else:
+            volts, pass_weights = array.drive(x_n.reshape(x.shape), "forward")
+            passes = volts.shape[0]
+            patches = geometry.unfold(volts.reshape(passes * batch, *x.shape[1:]))
+            positions = patches.shape[-1]
+            rows = patches.transpose(1, 2).reshape(passes, batch * positions, -1)
+            y_n = array.sense(rows, pass_weights, "forward")
+            y = y_n.reshape(batch, positions, -1).transpose(1, 2).reshape(batch, -1, *out_size)
+        return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        array: CrossbarArray = ctx.array
+        geometry: ConvGeometry = ctx.geometry
+        x_n, x_scale = ctx.saved_tensors
+        batch, channels = grad_y.shape[:2]
+        ones = [1] * (grad_y.dim() - 1)
+        e_n, e_scale = array.quantize(grad_y.reshape(batch, -1), "backward", 1)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            rows = e_n.reshape(batch, channels, -1).transpose(1, 2).reshape(-1, channels)
+            back = array.matmul(rows, "backward")  # (B * L, K)
+            patches = back.reshape(batch, -1, back.shape[-1]).transpose(1, 2)
+            grad_x = geometry.fold(patches, tuple(ctx.x_shape[2:]))
             grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
         if ctx.needs_input_grad[1]:
             x_digital = (x_n * x_scale).reshape(ctx.x_shape)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, cast
 
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 
 from txsim_core.crossbar.array import CrossbarArray
 from txsim_core.crossbar.config import LayerConfig
-from txsim_core.crossbar.functions import AnalogMatmul, ConvGeometry, ExactAdcConv
+from txsim_core.crossbar.functions import AnalogConv, ConvGeometry, ExactAdcConv
 from txsim_core.errors import ConfigError
 from txsim_core.nn.base import ConfigLike, CrossbarLayer, layer_config_from
 
@@ -115,38 +114,10 @@ class _CrossbarConvNd(CrossbarLayer):
         if array.uses_exact_adc("forward") and array.uses_exact_adc("backward"):
             y = ExactAdcConv.apply(x, array.weight, array, self.geometry)
         else:
-            y = self._unfolded(x)
+            y = AnalogConv.apply(x, array.weight, array, self.geometry)
         if self.bias is not None:
             y = y + self.bias.reshape(-1, *[1] * self.dims)
         return y
-
-    def _unfolded(self, x: torch.Tensor) -> torch.Tensor:
-        """Every patch through the arrays and ADCs: unfold, 2-D crossbar product, reshape."""
-        batch = x.shape[0]
-        if self.dims == 1:
-            patches = F.unfold(
-                x.unsqueeze(2),
-                (1, *self.kernel_size),
-                dilation=(1, *self.dilation),
-                stride=(1, *self.stride),
-            )
-        else:
-            patches = F.unfold(x, self.kernel_size, dilation=self.dilation, stride=self.stride)
-        positions = patches.shape[-1]
-        rows = patches.transpose(1, 2).reshape(batch * positions, -1)
-        y = AnalogMatmul.apply(rows, self.crossbar.weight, self.crossbar, positions)
-        out_size = [
-            (size - d * (k - 1) - 1) // s + 1
-            for size, k, s, d in zip(
-                x.shape[2:], self.kernel_size, self.stride, self.dilation, strict=True
-            )
-        ]
-        assert math.prod(out_size) == positions
-        return (
-            y.reshape(batch, positions, self.out_channels)
-            .transpose(1, 2)
-            .reshape(batch, self.out_channels, *out_size)
-        )
 
     def extra_repr(self) -> str:
         return (
