@@ -338,18 +338,14 @@ class CrossbarArray(torch.nn.Module):
             passes * n, -1, out_width
         )  # (P*N, units, channels)
         digital = self._adc(direction).convert_in_place(current)
-        if direction == "forward":  # units ordered (T_r, T_c, S); sum passes, row tiles, slices
-            digital = digital.reshape(passes, n, t_r, t_c, s, c)
-            coef = (
-                weights.to(digital.dtype)[:, None] * self._significance().to(digital.dtype)[None, :]
-            )
-            y = torch.einsum("pntusc,ps->nuc", digital, coef)
-        else:  # units ordered (T_c, T_r, S); sum passes, column tiles, slices
-            digital = digital.reshape(passes, n, t_c, t_r, s, r)
-            coef = (
-                weights.to(digital.dtype)[:, None] * self._significance().to(digital.dtype)[None, :]
-            )
-            y = torch.einsum("pnutsr,ps->ntr", digital, coef)
+        # units ordered (T_r, T_c, S) forward, (T_c, T_r, S) backward. Passes are summed with
+        # their weights by one matrix-vector product over the whole output (one read of it),
+        # then slices with their significance, and the tiles along the input
+        other = t_c if direction == "forward" else t_r
+        summed = weights.to(digital.dtype) @ digital.reshape(passes, -1)
+        summed = summed.view(n, -1, other, s, out_width)  # (N, input tiles, output tiles, S, w)
+        significance = self._significance().to(digital.dtype).view(1, 1, 1, s, 1)
+        y = summed.mul_(significance).sum(dim=(1, 3))
         limit = self.out_features if direction == "forward" else self.in_features
         return y.reshape(n, out_tiles * out_width)[:, :limit]
 
