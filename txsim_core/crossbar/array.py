@@ -146,10 +146,13 @@ class CrossbarArray(torch.nn.Module):
 
     def tile(self, w: torch.Tensor) -> torch.Tensor:
         """``(K, M)`` -> ``(T_r, T_c, rows, cols)``, zero-padded."""
-        padded = torch.nn.functional.pad(
-            w,
-            (0, self.tiles_out * self.cols - w.shape[1], 0, self.tiles_in * self.rows - w.shape[0]),
+        pad = (
+            0,
+            self.tiles_out * self.cols - w.shape[1],
+            0,
+            self.tiles_in * self.rows - w.shape[0],
         )
+        padded = torch.nn.functional.pad(w, pad) if any(pad) else w
         return padded.reshape(self.tiles_in, self.rows, self.tiles_out, self.cols).transpose(1, 2)
 
     def untile(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -331,7 +334,8 @@ class CrossbarArray(torch.nn.Module):
             tiles, width, lines = t_c, c, t_r * s * r
             matrix = diff.permute(1, 4, 0, 2, 3).reshape(t_c, c, lines)
             out_tiles, out_width = t_r, r
-        padded = torch.nn.functional.pad(volts, (0, tiles * width - volts.shape[-1]))
+        extra = tiles * width - volts.shape[-1]  # (padding by 0 would copy)
+        padded = torch.nn.functional.pad(volts, (0, extra)) if extra else volts
         inputs = padded.reshape(passes * n, tiles, width).transpose(0, 1)  # (tiles, P*N, width)
         current = torch.bmm(inputs, matrix.to(inputs.dtype))  # (tiles, P*N, lines)
         current = current.transpose(0, 1).reshape(
@@ -341,11 +345,17 @@ class CrossbarArray(torch.nn.Module):
         # units ordered (T_r, T_c, S) forward, (T_c, T_r, S) backward. Passes are summed with
         # their weights by one matrix-vector product over the whole output (one read of it),
         # then slices with their significance, and the tiles along the input
-        other = t_c if direction == "forward" else t_r
-        summed = weights.to(digital.dtype) @ digital.reshape(passes, -1)
-        summed = summed.view(n, -1, other, s, out_width)  # (N, input tiles, output tiles, S, w)
-        significance = self._significance().to(digital.dtype).view(1, 1, 1, s, 1)
-        y = summed.mul_(significance).sum(dim=(1, 3))
+        weights, significance = weights.to(digital.dtype), self._significance().to(digital.dtype)
+        if passes == 1:  # the converted tensor is ours: weigh it in place
+            summed = digital.reshape(-1).mul_(weights[0])
+        else:
+            summed = weights @ digital.reshape(passes, -1)
+        inner = t_r if direction == "forward" else t_c  # the tiles along the input
+        if inner == 1 and s == 1:
+            y = summed.view(n, out_tiles, out_width).mul_(significance[0])
+        else:  # (N, input tiles, output tiles, S, w)
+            summed = summed.view(n, inner, out_tiles, s, out_width)
+            y = summed.mul_(significance.view(1, 1, 1, s, 1)).sum(dim=(1, 3))
         limit = self.out_features if direction == "forward" else self.in_features
         return y.reshape(n, out_tiles * out_width)[:, :limit]
 

@@ -109,7 +109,8 @@ class _CrossbarConvNd(CrossbarLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = [p for p in reversed(self.padding) for _ in range(2)]
-        x = F.pad(x, pad)
+        if any(pad):  # (padding by 0 would copy)
+            x = F.pad(x, pad)
         array = self.crossbar
         if array.uses_exact_adc("forward") and array.uses_exact_adc("backward"):
             y = ExactAdcConv.apply(x, array.weight, array, self.geometry)
