@@ -87,6 +87,7 @@ class CrossbarArray(torch.nn.Module):
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
         self._cache: dict[str, torch.Tensor] = {}
+        self._significances: dict[tuple[bool, torch.device, torch.dtype], torch.Tensor] = {}
 
         shape = (self.tiles_in, self.tiles_out, self.slices, 2, self.rows, self.cols)
         self.register_buffer(
@@ -182,9 +183,13 @@ class CrossbarArray(torch.nn.Module):
 
     def _significance(self, analog: bool = False) -> torch.Tensor:
         """Weight per siemens of each slice; ``analog``: of the one-slice analog encoding."""
-        weight_bits = None if analog else self.config.settings.weight_bits
-        sig = self.device_model.significance(weight_bits)
-        return sig.to(device=self.conductance.device, dtype=self.conductance.dtype)
+        g = self.conductance
+        key = (analog, g.device, g.dtype)
+        if key not in self._significances:
+            weight_bits = None if analog else self.config.settings.weight_bits
+            sig = self.device_model.significance(weight_bits)
+            self._significances[key] = sig.to(device=g.device, dtype=g.dtype)
+        return self._significances[key]
 
     def _normalized_weight(self, g: torch.Tensor, analog: bool = False) -> torch.Tensor:
         """``(K, M)`` weights in [-1, 1] that conductances of the layer's shape stand for
@@ -193,7 +198,7 @@ class CrossbarArray(torch.nn.Module):
             g[..., 0, : self.used_rows, : self.used_cols]
             - g[..., 1, : self.used_rows, : self.used_cols]
         )
-        return self.untile(torch.einsum("s,tusrc->turc", self._significance(analog), diff))
+        return self.untile(_weigh_slices(self._significance(analog), diff))
 
     def read_weight(self) -> torch.Tensor:
         """The weights the ideal conductances stand for, ``(out_features, in_features)``."""
@@ -255,16 +260,19 @@ class CrossbarArray(torch.nn.Module):
             g = self.effective(direction)[..., : self.used_rows, : self.used_cols]
             return g[..., 0, :, :] - g[..., 1, :, :]
 
-        return self._cached(f"differential_{direction}", compute)
+        return self._cached(f"differential_{self._solved_key(direction)}", compute)
+
+    def _solved_key(self, direction: Direction) -> str:
+        """The cache key of a direction's solved matrices: one for both with an exact solver."""
+        return "exact" if self.solver.is_exact else direction
 
     def effective_weight(self, direction: Direction) -> torch.Tensor:
         """The normalized ``(K, M)`` matrix the arrays compute when the ADC is exact."""
 
         def compute() -> torch.Tensor:
-            diff = self.differential(direction)
-            return self.untile(torch.einsum("s,tusrc->turc", self._significance(), diff))
+            return self.untile(_weigh_slices(self._significance(), self.differential(direction)))
 
-        return self._cached(f"weight_{direction}", compute)
+        return self._cached(f"weight_{self._solved_key(direction)}", compute)
 
     # -------------------------------------------------------------- conversion
     def _bits(self, direction: Direction) -> int | None:
@@ -449,3 +457,10 @@ class CrossbarArray(torch.nn.Module):
             },
             "backward": "/".join(self.model_name(s, "backward") for s in ("dac", "adc")),
         }
+
+
+def _weigh_slices(significance: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
+    """``sum_s significance[s] * diff[:, :, s]``: ``(T_r, T_c, S, r, c)`` -> ``(T_r, T_c, r, c)``."""
+    if diff.shape[2] == 1:
+        return diff[:, :, 0] * significance[0]
+    return torch.einsum("s,tusrc->turc", significance, diff)
