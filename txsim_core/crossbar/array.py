@@ -202,7 +202,11 @@ class CrossbarArray(torch.nn.Module):
 
     def read_weight(self) -> torch.Tensor:
         """The weights the ideal conductances stand for, ``(out_features, in_features)``."""
-        return (self._normalized_weight(self.conductance) * self.w_max).t()
+        return (self._ideal_weight() * self.w_max).t()
+
+    def _ideal_weight(self) -> torch.Tensor:
+        """The normalized ``(K, M)`` weights of the ideal conductances (cached until they change)."""
+        return self._cached("ideal_weight", lambda: self._normalized_weight(self.conductance))
 
     # ------------------------------------------------------- non-ideal matrices
     def _cached(self, key: str, compute: Any) -> torch.Tensor:
@@ -270,6 +274,8 @@ class CrossbarArray(torch.nn.Module):
         """The normalized ``(K, M)`` matrix the arrays compute when the ADC is exact."""
 
         def compute() -> torch.Tensor:
+            if self.solver.is_exact and self.realized() is self.conductance:
+                return self._ideal_weight()  # the arrays compute the programmed weights
             return self.untile(_weigh_slices(self._significance(), self.differential(direction)))
 
         return self._cached(f"weight_{self._solved_key(direction)}", compute)
@@ -384,7 +390,7 @@ class CrossbarArray(torch.nn.Module):
         settings = self.config.settings
         delta_weight = self._update_request(delta_weight)
         requested = self.tile((delta_weight != 0).t().to(self.conductance.dtype))[:, :, None, None]
-        w_n = self._normalized_weight(self.conductance) + delta_weight.t() / self.w_max
+        w_n = self._ideal_weight() + delta_weight.t() / self.w_max
         if self.slices > 1 and settings.sliced_update == "weight":
             self._update_sliced(w_n, requested)
         else:
@@ -422,7 +428,7 @@ class CrossbarArray(torch.nn.Module):
         """The paper's update of a bit-sliced weight: the update model acts on one analog pair
         per weight that holds the present weight, asked for the unrounded new weight; the weight
         it reaches is rounded to ``weight_bits`` and written exactly into the slices."""
-        pair = self.device_model.encode(self.tile(self._normalized_weight(self.conductance)), None)
+        pair = self.device_model.encode(self.tile(self._ideal_weight()), None)
         target = self.device_model.encode(self.tile(w_n), None)
         written = self.update_model.step(pair, (target - pair) * requested, self.generator())
         reached = self._round(self._normalized_weight(written, analog=True))
