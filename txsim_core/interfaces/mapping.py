@@ -104,20 +104,21 @@ class DifferentialMapping(Mapping):
 
     def encode(self, w: torch.Tensor, weight_bits: int | None) -> torch.Tensor:
         span = self.g_max - self.g_min
+        if weight_bits is None:  # one analog pair: the same values as below, in fewer passes
+            on_positive = w.clamp(0.0, 1.0).mul_(span).add_(self.g_min)
+            on_negative = w.neg().clamp_(0.0, 1.0).mul_(span).add_(self.g_min)
+            return torch.stack((on_positive, on_negative), dim=-3).unsqueeze(-4)
         magnitude = w.abs().clamp(max=1.0)
-        if weight_bits is None:
-            digits = [magnitude]
+        levels = 2 ** (weight_bits - 1) - 1
+        code = torch.round(magnitude * levels)
+        if self.cell_bits is None:
+            digits = [code / levels]
         else:
-            levels = 2 ** (weight_bits - 1) - 1
-            code = torch.round(magnitude * levels)
-            if self.cell_bits is None:
-                digits = [code / levels]
-            else:
-                base = 2**self.cell_bits
-                digits = [
-                    torch.remainder(torch.floor(code / base**s), base) / (base - 1)
-                    for s in range(self.num_slices(weight_bits))
-                ]
+            base = 2**self.cell_bits
+            digits = [
+                torch.remainder(torch.floor(code / base**s), base) / (base - 1)
+                for s in range(self.num_slices(weight_bits))
+            ]
         on = torch.stack(digits, dim=-3) * span + self.g_min  # (..., S, N, M)
         off = torch.full_like(on, self.g_min)
         positive = (w >= 0).unsqueeze(-3)
