@@ -135,6 +135,24 @@ class ConvGeometry:
         return grad_x, grad_w
 
 
+def _collapsed_conv(
+    array: CrossbarArray, geometry: ConvGeometry, x_n: torch.Tensor, x_shape: torch.Size
+) -> torch.Tensor:
+    """The normalized forward convolution through an exact ADC: the inputs as the DAC converts
+    them, summed over arrays, slices and passes in the analog domain (a native convolution)."""
+    x_eff = array.convert_collapsed(x_n, "forward").reshape(x_shape)
+    w_eff = array.effective_weight("forward").t().reshape(geometry.weight_shape)
+    return geometry.apply(x_eff, w_eff)
+
+
+def _weight_grad(ctx: Any, x_digital: torch.Tensor, e_digital: torch.Tensor) -> torch.Tensor:
+    """The weight gradient of a crossbar convolution (layout of ``ctx.array.weight``): the
+    correlation of the quantized inputs ``(B, C, *size)`` and errors ``(B, M, *out_size)``."""
+    geometry: ConvGeometry = ctx.geometry
+    shape = torch.Size(geometry.weight_shape)
+    return geometry.grad_weight(x_digital, shape, e_digital).reshape(ctx.array.weight.shape)
+
+
 class ExactAdcConv(torch.autograd.Function):
     """A convolution on crossbars whose ADCs are exact in both directions.
 
@@ -153,11 +171,9 @@ class ExactAdcConv(torch.autograd.Function):
     ) -> torch.Tensor:
         batch = x.shape[0]
         x_n, x_scale = array.quantize(x.reshape(batch, -1), "forward", 1)
-        x_eff = array.convert_collapsed(x_n, "forward").reshape(x.shape)
-        w_eff = array.effective_weight("forward").t().reshape(geometry.weight_shape)
         ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
         ctx.save_for_backward(x_n, x_scale)
-        y = geometry.apply(x_eff, w_eff)
+        y = _collapsed_conv(array, geometry, x_n, x.shape)
         return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))
 
     @staticmethod
@@ -184,9 +200,7 @@ class ExactAdcConv(torch.autograd.Function):
             grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
         if ctx.needs_input_grad[1]:
             x_digital = (x_n * x_scale).reshape(ctx.x_shape)
-            e_digital = (e_n * e_scale).reshape(grad_y.shape)
-            shape = torch.Size(geometry.weight_shape)
-            grad_w = geometry.grad_weight(x_digital, shape, e_digital).reshape(array.weight.shape)
+            grad_w = _weight_grad(ctx, x_digital, (e_n * e_scale).reshape(grad_y.shape))
         return grad_x, grad_w, None, None
 
 
@@ -217,9 +231,7 @@ class AnalogConv(torch.autograd.Function):
         ctx.save_for_backward(x_n, x_scale)
         out_size = geometry.output_size(size)
         if array.uses_exact_adc("forward"):
-            x_eff = array.convert_collapsed(x_n, "forward").reshape(x.shape)
-            w_eff = array.effective_weight("forward").t().reshape(geometry.weight_shape)
-            y = geometry.apply(x_eff, w_eff)
+            y = _collapsed_conv(array, geometry, x_n, x.shape)
         else:
             volts, pass_weights = array.drive(x_n.reshape(x.shape), "forward")
             passes = volts.shape[0]
@@ -247,7 +259,5 @@ class AnalogConv(torch.autograd.Function):
             grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
         if ctx.needs_input_grad[1]:
             x_digital = (x_n * x_scale).reshape(ctx.x_shape)
-            e_digital = (e_n * e_scale).reshape(grad_y.shape)
-            shape = torch.Size(geometry.weight_shape)
-            grad_w = geometry.grad_weight(x_digital, shape, e_digital).reshape(array.weight.shape)
+            grad_w = _weight_grad(ctx, x_digital, (e_n * e_scale).reshape(grad_y.shape))
         return grad_x, grad_w, None, None
