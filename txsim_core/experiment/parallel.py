@@ -193,6 +193,7 @@ def _replica_main(
 ) -> None:
     """The body of one launched replica: set the torchrun environment, run ``target``, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher turns Ctrl-C into STOP_SIGNAL
+    signal.signal(STOP_SIGNAL, signal.SIG_IGN)  # until training takes it (its default ends us)
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
