@@ -18,6 +18,7 @@ from txsim_core.experiment.config import (
     load_experiment,
     parse_experiment,
 )
+from txsim_core.experiment.runner import check_experiment
 from txsim_core.experiment.toml_writer import dumps
 
 
@@ -40,6 +41,44 @@ def test_extra_keys_of_model_and_data_are_their_options() -> None:
 def test_relative_data_path_is_taken_from_the_config_folder(tmp_path: Path) -> None:
     experiment = parse_experiment({"data": {"path": "sets/mnist"}}, base_dir=tmp_path)
     assert experiment.data.path == str(tmp_path / "sets" / "mnist")
+
+
+def test_relative_model_file_paths_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model parameter declared as a path (the multibit DAC's transfer-curve table) is read
+    from the experiment file's folder, whatever the working directory, in every slot."""
+    folder = tmp_path / "study"
+    (folder / "curves").mkdir(parents=True)
+    (folder / "curves" / "dac.csv").write_text("code,voltage\n-1,-0.98\n0,0.01\n1,1.02\n")
+    (folder / "experiment.toml").write_text(
+        """
+[model]
+name = "mlp"
+hidden = [8]
+
+[data]
+name = "digits"
+limit_train = 40
+limit_test = 20
+
+[crossbar]
+dac = {name = "multibit", bits = 2, polarity = "bipolar", table = "curves/dac.csv"}
+
+[[crossbar.layers]]
+match = "fc2"
+backward = {dac = {name = "multibit", bits = 2, polarity = "bipolar", table = "curves/dac.csv"}}
+"""
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    experiment = load_experiment(folder / "experiment.toml")
+    expected = str((folder / "curves" / "dac.csv").resolve())
+    table = experiment.raw["crossbar"]
+    assert table["dac"]["table"] == expected
+    assert table["layers"][0]["backward"]["dac"]["table"] == expected
+    check_experiment(experiment)  # the network builds: the files are found from here
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,7 @@ def parameter(
     high_open: bool = False,
     choices: Sequence[Any] | None = None,
     optional: bool = False,
+    path: bool = False,
 ) -> Any:
     """Declare one documented, validated model parameter (an attrs field).
 
@@ -134,6 +135,8 @@ def parameter(
         high_open: exclude ``high`` itself.
         choices: the allowed values, for a parameter that picks one of a few options.
         optional: allow None (the help says what None means).
+        path: the value is a file path; in an experiment file a relative path is taken from the
+            file's folder (see :func:`path_fields`).
     """
     check = Check(
         kind=kind,
@@ -148,8 +151,13 @@ def parameter(
         default=check.convert(default),
         converter=check.convert,
         validator=check,
-        metadata={"help": help, "unit": unit, "check": check},
+        metadata={"help": help, "unit": unit, "check": check, "path": path},
     )
+
+
+def path_fields(params_class: type) -> list[str]:
+    """The names of the parameters of ``params_class`` declared with ``path=True``."""
+    return [f.name for f in attrs.fields(params_class) if f.metadata.get("path")]
 
 
 def conductance_parameter(default: float, help: str) -> Any:

@@ -320,8 +320,10 @@ class MultiBitDACParams:
         None,
         kind=str,
         optional=True,
+        path=True,
         help="CSV file of the measured transfer curve, header 'code,voltage' (volts) or "
-        "'code,inl_lsb' (LSB), one row per code in increasing order. Needs `bits`; excludes `inl`.",
+        "'code,inl_lsb' (LSB), one row per code in increasing order. Needs `bits`; excludes `inl`. "
+        "In an experiment file, a relative path is taken from the file's folder.",
     )
 
     def __attrs_post_init__(self) -> None:

@@ -35,9 +35,17 @@ from typing import Any
 import attrs
 import tomllib
 
-from txsim_core.crossbar.config import PRESETS, SECTIONS, load_config, parse_crossbar
-from txsim_core.errors import ConfigError
-from txsim_core.params import make_params, parameter
+from txsim_core.crossbar.config import (
+    BACKWARD_SLOTS,
+    PRESETS,
+    SECTIONS,
+    SLOT_KINDS,
+    load_config,
+    parse_crossbar,
+)
+from txsim_core.errors import ConfigError, UnknownModelError
+from txsim_core.params import make_params, parameter, path_fields
+from txsim_core.registry import default_registry
 
 MODES = ("native", "ideal", "nonideal")
 """What ``txsim train`` can train: the native network, the Cross-Ideal system (every crossbar
@@ -216,7 +224,9 @@ def parse_experiment(raw: Mapping[str, Any], base_dir: Path | None = None) -> Ex
 
     Args:
         raw: the configuration (as loaded from TOML, overrides applied).
-        base_dir: the folder that a relative ``data.path`` is taken from (the file's folder).
+        base_dir: the folder that a relative ``data.path``, and a relative path parameter of a
+            crossbar model (declared with ``parameter(path=True)``), are taken from (the file's
+            folder).
     """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"Expected the configuration to be a table, but got {raw!r}.")
@@ -242,6 +252,8 @@ def parse_experiment(raw: Mapping[str, Any], base_dir: Path | None = None) -> Ex
     )
     sweep = _sweep_params(_table(raw, "sweep"))
     crossbar = {"crossbar": _table(raw, "crossbar")}
+    if base_dir is not None:
+        crossbar["crossbar"] = _resolve_model_paths(crossbar["crossbar"], base_dir)
     try:
         parse_crossbar(load_config(crossbar))
     except RecursionError as exc:  # pathological nesting from a generated file
@@ -255,6 +267,35 @@ def parse_experiment(raw: Mapping[str, Any], base_dir: Path | None = None) -> Ex
     return Experiment(
         model=model, data=data, train=train, crossbar=crossbar, raw=resolved, sweep=sweep
     )
+
+
+def _resolve_model_paths(table: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """A copy of the ``crossbar`` table whose model parameters declared as paths
+    (``parameter(path=True)``), where relative, are taken from ``base_dir``: in the slots of the
+    table, of its ``backward`` table and of every ``[[crossbar.layers]]`` rule. Anything
+    malformed is left as it is, for :func:`parse_crossbar` to report."""
+    table = copy.deepcopy(table)
+    rules = table.get("layers")
+    scopes = (
+        [table, *(r for r in rules if isinstance(r, dict))] if isinstance(rules, list) else [table]
+    )
+    for scope in scopes:
+        slots = [(slot, scope.get(slot)) for slot in SLOT_KINDS]
+        backward = scope.get("backward")
+        if isinstance(backward, dict):
+            slots += [(slot, backward.get(slot)) for slot in BACKWARD_SLOTS]
+        for slot, model in slots:
+            if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+                continue
+            try:
+                spec = default_registry().get(SLOT_KINDS[slot], model["name"])
+            except UnknownModelError:
+                continue
+            for name in path_fields(spec.params):
+                value = model.get(name)
+                if isinstance(value, str) and not Path(value).is_absolute():
+                    model[name] = str((base_dir / value).resolve())
+    return table
 
 
 def _sweep_params(table: dict[str, Any]) -> dict[str, list[Any]]:

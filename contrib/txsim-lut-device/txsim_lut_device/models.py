@@ -36,10 +36,11 @@ def _data_parameter() -> Any:
         None,
         kind=str,
         optional=True,
+        path=True,
         help="Path of the CSV file of measured conductance against pulse number (columns cycle, "
         "direction, pulse, conductance in siemens; see the README); a relative path is taken from "
-        "the working directory. None: the bundled example, which is synthetic (an illustration "
-        "of the format, not a measurement).",
+        "the experiment file's folder, or from the working directory outside one. None: the "
+        "bundled example, which is synthetic (an illustration of the format, not a measurement).",
     )
 
 
