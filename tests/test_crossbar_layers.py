@@ -223,7 +223,18 @@ def test_converting_each_input_once_equals_converting_every_patch(test_models, f
 
     dims = x.dim() - 2  # every input value lies in some patch: both scale by the sample's max
     padded = torch.nn.functional.pad(x_ref, [p for p in reversed(layer.padding) for _ in range(2)])
-    patches = reference.geometry.unfold(padded)
+    geometry = reference.geometry
+    if dims == 1:  # F.unfold takes images: a 1-d input is an image of height 1
+        patches = torch.nn.functional.unfold(
+            padded.unsqueeze(2),
+            (1, *layer.kernel_size),
+            dilation=(1, *geometry.dilation),
+            stride=(1, *geometry.stride),
+        )
+    else:
+        patches = torch.nn.functional.unfold(
+            padded, layer.kernel_size, dilation=geometry.dilation, stride=geometry.stride
+        )
     positions = patches.shape[-1]
     rows = patches.transpose(1, 2).reshape(shape[0] * positions, -1)
     y_rows = AnalogMatmul.apply(rows, reference.crossbar.weight, reference.crossbar, positions)

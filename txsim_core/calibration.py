@@ -55,7 +55,7 @@ Full scale ``FS`` (amperes): the current converted to the largest code; a conver
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -63,6 +63,7 @@ import torch
 import torch.distributed as dist
 
 from txsim_core.errors import ConfigError
+from txsim_core.interfaces.adc import CurrentParts
 from txsim_core.params import parameter
 
 __all__ = [
@@ -304,6 +305,18 @@ class FullScale(torch.nn.Module):
             The full scale in amperes, shape ``(1, 1, 1)`` or ``(1, units, 1)``, in the dtype
             and on the device of ``current``.
         """
+        self._check(current)
+        if self.wants_data() and current.numel() > 0:
+            self.observe(current)
+        return self.value_for(current)
+
+    def value_for(self, current: torch.Tensor) -> torch.Tensor:
+        """The full scale for converting ``current`` as it is now, without calibrating (shape,
+        dtype and device as :meth:`forward` gives them)."""
+        self._check(current)
+        return self.value.to(device=current.device, dtype=current.dtype).view(1, -1, 1)
+
+    def _check(self, current: torch.Tensor) -> None:
         if current.dim() != 3:
             raise ConfigError(
                 "Expected currents of shape (B, units, channels), but got shape "
@@ -316,20 +329,13 @@ class FullScale(torch.nn.Module):
                 f"Expected currents of {self.value.shape[0]} units (as set up), but got shape "
                 f"{tuple(current.shape)}."
             )
-        if self.wants_data() and current.numel() > 0:
-            self.observe(current)
-        return self.value.to(device=current.device, dtype=current.dtype).view(1, -1, 1)
 
     @torch.no_grad()
     def observe(self, current: torch.Tensor) -> None:
         """Fold one minibatch of currents into the calibrated statistic."""
         current = current.detach()
-        if self.params.calibration == "max":  # max |I| without a full-size |I| temporary
-            if self.per_unit:
-                stat = torch.maximum(current.amax(dim=(0, 2)), -current.amin(dim=(0, 2)))
-            else:
-                low, high = torch.aminmax(current)
-                stat = torch.maximum(high, -low).reshape(1)
+        if self.params.calibration == "max":
+            stat = self._largest(current)
         else:
             magnitude = current.abs()
             if self.per_unit:
@@ -337,8 +343,61 @@ class FullScale(torch.nn.Module):
             else:
                 flat = magnitude.reshape(1, -1)
             stat = percentile(flat, self.params.percentile)
+        self._fold(stat, current.shape[0])
+
+    @torch.no_grad()
+    def convert_parts(
+        self, parts: CurrentParts, convert: Callable[[torch.Tensor], torch.Tensor]
+    ) -> bool:
+        """An ADC's :meth:`~txsim_core.interfaces.ADC.convert_parts` for this full scale.
+
+        Converts every part with ``convert`` (the ADC's conversion at the present full scale,
+        in place) and calibrates from the minibatch as :meth:`forward` would from all of it:
+
+        * not calibrating on this minibatch: one pass that converts;
+        * ``"max"``, with a full scale from earlier minibatches: one pass that converts with it
+          while it observes the minibatch's largest current; only where that current raised the
+          full scale, a second pass converts again (the result is then that of the new full
+          scale, as ever). Once the currents have stopped growing, most minibatches take one
+          pass;
+        * ``"max"`` on the first minibatch: a pass that observes, then one that converts;
+        * ``"percentile"``: returns False without drawing a part (it needs all currents at once).
+        """
+        if not self.wants_data():
+            for part in parts:
+                parts.emit(convert(part))
+            return True
+        if self.params.calibration != "max":
+            return False
+        speculate = self._seen > 0
+        before = self.value.clone()
+        stat, rows = None, 0
+        for part in parts:
+            self._check(part)
+            if part.numel() > 0:
+                largest = self._largest(part.detach())
+                stat = largest if stat is None else torch.maximum(stat, largest)
+                rows += part.shape[0]
+            if speculate:
+                parts.emit(convert(part))
+        if stat is not None:
+            self._fold(stat, rows)
+        if not speculate or not torch.equal(self.value, before):
+            for part in parts:
+                parts.emit(convert(part))
+        return True
+
+    def _largest(self, current: torch.Tensor) -> torch.Tensor:
+        """max ``|I|`` (per unit, or ``(1,)``), without a full-size ``|I|`` temporary."""
+        if self.per_unit:
+            return torch.maximum(current.amax(dim=(0, 2)), -current.amin(dim=(0, 2)))
+        low, high = torch.aminmax(current)
+        return torch.maximum(high, -low).reshape(1)
+
+    def _fold(self, stat: torch.Tensor, rows: int) -> None:
+        """Fold the statistic of one minibatch of ``rows`` rows into the full scale."""
         if _REPLICA_GROUP:
-            stat = _combine_replicas(stat, self.params.calibration, current.shape[0])
+            stat = _combine_replicas(stat, self.params.calibration, rows)
         stat = stat.to(device=self.value.device, dtype=self.value.dtype)
         if self._seen == 0:
             self.value.copy_(stat)

@@ -2,16 +2,16 @@
 
 The job comes as one JSON object on stdin (see :func:`measure`), the result goes to stdout as one
 line that starts with :data:`RESULT_PREFIX`. A fresh process per configuration makes its peak
-memory (``ru_maxrss`` on the CPU, ``torch.cuda.max_memory_allocated`` on CUDA) its own.
+memory its own.
 
 In every timed iteration the worker runs, one after another on the same minibatch: a training
 step of the configuration, a training step of the native network (the reference of
 ``ratio_vs_native``; not for ``native`` itself), the matmul floor of the configuration
 (:mod:`txsim_core.bench.floor`) and, for a circuit solver other than ``ideal``, one refresh of
 the effective conductances of every array (:func:`solver_seconds`). Interleaving keeps the
-ratios fair on a shared machine whose load changes from second to second. The native network and
-the floor's operands are small next to the configuration's own tensors, so they do not raise
-the peak; the floor allocates one product's operands at a time.
+ratios fair on a shared machine whose load changes from second to second. The peak memory is
+that of the configuration's own steps (:class:`StepMemory`): the floor's operands can be larger
+than anything the configuration allocates.
 """
 
 from __future__ import annotations
@@ -53,6 +53,76 @@ def peak_rss_mb() -> float:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class StepMemory:
+    """The peak memory of the configuration's own training steps, not of the native steps and
+    the floor that run beside them in the same process.
+
+    On CUDA: ``torch.cuda.max_memory_allocated``, reset before each step. On Linux: the
+    process's peak resident set (``VmHWM``), reset before each step by writing 5 to
+    ``/proc/self/clear_refs``; it includes the process's baseline (Python, torch, the data).
+    Elsewhere, or where the reset is refused: ``ru_maxrss``, the peak of the whole process.
+
+    Attributes:
+        peak_mb: the largest peak of the steps run through :meth:`step`, in MiB.
+        kind: how it was measured.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_mb = 0.0
+        if device.type == "cuda":
+            self.kind = "cuda max_memory_allocated per step"
+        elif self._reset_rss():
+            self.kind = "VmHWM per step"
+        else:
+            self.kind = "ru_maxrss (whole process)"
+
+    def step(self, run: Callable[[], Any]) -> Any:
+        """Run one training step and fold its peak into :attr:`peak_mb`."""
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.kind.startswith("VmHWM"):
+            self._reset_rss()
+        result = run()
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        elif self.kind.startswith("VmHWM"):
+            peak = self._status_mb("VmHWM:")
+        else:
+            peak = peak_rss_mb()
+        self.peak_mb = max(self.peak_mb, peak)
+        return result
+
+    def resident_mb(self) -> float:
+        """The memory in use now, measured as :attr:`peak_mb` is (``VmRSS`` on Linux)."""
+        if self.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.device) / 2**20
+        if self.kind.startswith("VmHWM"):
+            return self._status_mb("VmRSS:")
+        return peak_rss_mb()
+
+    @staticmethod
+    def _reset_rss() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return StepMemory._status_mb("VmHWM:") > 0
+        except OSError:
+            return False
+
+    @staticmethod
+    def _status_mb(key: str) -> float:
+        """A ``/proc/self/status`` entry (in kB there) in MiB; 0 where it is missing."""
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) / 2**10
+        except OSError:
+            pass
+        return 0.0
 
 
 class BatchSource:
@@ -222,15 +292,18 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     source = BatchSource(network, batch_size, device, seed)
     per_epoch = source.per_epoch
-    baseline_mb = peak_rss_mb()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    memory = StepMemory(device)
+    baseline_mb = memory.resident_mb()
 
     if config.framework == "aihwkit":
         net, optimizer = build_aihwkit(network, device, seed, lr)
     else:
         net, optimizer = build_txsim(config, network, device, seed, lr)
-    step = make_step(net, optimizer, device)
+    train_step = make_step(net, optimizer, device)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(memory.step(lambda: train_step(x, y)))
+
     native_step = None
     if config.name != "native":
         native_net, native_optimizer = build_txsim(CONFIGS["native"], network, device, seed, lr)
@@ -301,11 +374,6 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     solver_median = _median(solver)
     solver_spe = 0.0 if solver_median is None else solver_median * solves_per_epoch
 
-    if device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak_mb = peak_rss_mb()
-
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or not b else a / b
 
@@ -322,8 +390,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "native_seconds_per_epoch": native_spe,
         "floor_seconds_per_epoch": floor_spe,
         "solver_seconds_per_epoch": solver_spe,
-        "peak_memory_mb": peak_mb,
-        "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "ru_maxrss",
+        "peak_memory_mb": memory.peak_mb,
+        "peak_memory_kind": memory.kind,
         "baseline_memory_mb": baseline_mb,
         "batches_timed": len(plain) + len(solving),
         "solving_batches_timed": len(solving),

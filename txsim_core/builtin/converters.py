@@ -51,7 +51,7 @@ import torch
 
 from txsim_core.calibration import FullScale, FullScaleParams, round_half_away, to_lsb
 from txsim_core.errors import ConfigError
-from txsim_core.interfaces import ADC, DAC
+from txsim_core.interfaces import ADC, DAC, CurrentParts
 from txsim_core.params import Check, parameter
 
 __all__ = [
@@ -175,8 +175,15 @@ class UniformADC(ADC):
     def convert_in_place(self, current: torch.Tensor) -> torch.Tensor:
         return self._convert(current, in_place=True)
 
-    def _convert(self, current: torch.Tensor, in_place: bool) -> torch.Tensor:
-        fs = self.scale(current)
+    def convert_parts(self, parts: CurrentParts) -> bool:
+        return self.scale.convert_parts(
+            parts, lambda current: self._convert(current, in_place=True, calibrate=False)
+        )
+
+    def _convert(
+        self, current: torch.Tensor, in_place: bool, calibrate: bool = True
+    ) -> torch.Tensor:
+        fs = self.scale(current) if calibrate else self.scale.value_for(current)
         x, lsb = to_lsb(current, fs, self.levels, in_place=in_place)
         if self.params.inl:
             x = x + polyval(self.params.inl, x / self.levels)

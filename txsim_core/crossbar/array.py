@@ -27,6 +27,7 @@ import torch
 from txsim_core.crossbar.config import LayerConfig
 from txsim_core.crossbar.models import build_layer_models
 from txsim_core.crossbar.quantize import quantize_signed, row_group_scale
+from txsim_core.crossbar.rows import DriveRows, PartProduct, VoltageRows
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, UpdateModel
 from txsim_core.interfaces import Mapping as DeviceMapping
@@ -324,54 +325,65 @@ class CrossbarArray(torch.nn.Module):
         return self._analog_matmul(x_n, direction)
 
     def _analog_matmul(self, x_n: torch.Tensor, direction: Direction) -> torch.Tensor:
-        """Every array, slice and pass evaluated and converted: one batched product, one ADC call."""
-        return self.sense(*self.drive(x_n, direction), direction)
+        """Every array, slice and pass evaluated, converted and recombined (see :meth:`sense`)."""
+        volts, weights = self.drive(x_n, direction)
+        return self.sense(VoltageRows(volts), weights, direction)
 
     def drive(self, x_n: torch.Tensor, direction: Direction) -> tuple[torch.Tensor, torch.Tensor]:
         """The DAC of the direction: normalized inputs ``(...)`` -> voltages ``(P, ...)`` (V)
         and pass weights ``(P,)`` (1/V). Elementwise (see :class:`~txsim_core.interfaces.DAC`)."""
         return self._dac(direction)(x_n, self._bits(direction))
 
-    def sense(
-        self, volts: torch.Tensor, weights: torch.Tensor, direction: Direction
-    ) -> torch.Tensor:
-        """Voltages ``(P, N, in)`` of :meth:`drive` through every array and slice, converted by
-        the ADC and recombined: the normalized ``(N, out)`` result of :meth:`matmul`."""
-        passes, n = volts.shape[:2]
+    def sense(self, rows: DriveRows, weights: torch.Tensor, direction: Direction) -> torch.Tensor:
+        """The voltages of :meth:`drive`, as rows, through every array and slice, converted by
+        the ADC and recombined: the normalized ``(rows.count, out)`` result of :meth:`matmul`.
+
+        On the CPU the rows go part by part (:mod:`txsim_core.crossbar.rows`): each part's
+        currents are computed, converted and recombined while they are in cache, through
+        :meth:`~txsim_core.interfaces.ADC.convert_parts` (a converter that calibrates from the
+        data may have the parts computed twice); an ADC that cannot convert in parts gets all
+        currents at once.
+        """
         diff = self.differential(direction)  # (T_r, T_c, S, r, c)
         t_r, t_c, s, r, c = diff.shape
         if direction == "forward":
-            tiles, width, lines = t_r, r, t_c * s * c
-            matrix = diff.permute(0, 3, 1, 2, 4).reshape(t_r, r, lines)
-            out_tiles, out_width = t_c, c
+            matrix = diff.permute(0, 3, 1, 2, 4).reshape(t_r, r, t_c * s * c)
+            inner, out_tiles, out_width = t_r, t_c, c
         else:
-            tiles, width, lines = t_c, c, t_r * s * r
-            matrix = diff.permute(1, 4, 0, 2, 3).reshape(t_c, c, lines)
-            out_tiles, out_width = t_r, r
-        extra = tiles * width - volts.shape[-1]  # (padding by 0 would copy)
-        padded = torch.nn.functional.pad(volts, (0, extra)) if extra else volts
-        inputs = padded.reshape(passes * n, tiles, width).transpose(0, 1)  # (tiles, P*N, width)
-        current = torch.bmm(inputs, matrix.to(inputs.dtype))  # (tiles, P*N, lines)
-        current = current.transpose(0, 1).reshape(
-            passes * n, -1, out_width
-        )  # (P*N, units, channels)
-        digital = self._adc(direction).convert_in_place(current)
-        # units ordered (T_r, T_c, S) forward, (T_c, T_r, S) backward. Passes are summed with
-        # their weights by one matrix-vector product over the whole output (one read of it),
-        # then slices with their significance, and the tiles along the input
-        weights, significance = weights.to(digital.dtype), self._significance().to(digital.dtype)
-        if passes == 1:  # the converted tensor is ours: weigh it in place
-            summed = digital.reshape(-1).mul_(weights[0])
-        else:
-            summed = weights @ digital.reshape(passes, -1)
-        inner = t_r if direction == "forward" else t_c  # the tiles along the input
-        if inner == 1 and s == 1:
-            y = summed.view(n, out_tiles, out_width).mul_(significance[0])
-        else:  # (N, input tiles, output tiles, S, w)
-            summed = summed.view(n, inner, out_tiles, s, out_width)
-            y = summed.mul_(significance.view(1, 1, 1, s, 1)).sum(dim=(1, 3))
+            matrix = diff.permute(1, 4, 0, 2, 3).reshape(t_c, c, t_r * s * r)
+            inner, out_tiles, out_width = t_c, t_r, r
+        matrix = matrix.to(rows.dtype)
+        y = torch.empty(rows.count, out_tiles * out_width, dtype=rows.dtype, device=rows.device)
+        significance = self._significance().to(rows.dtype).view(1, 1, 1, s, 1)
+        weights = weights.to(rows.dtype)
+
+        def recombine(digital: torch.Tensor, start: int, stop: int) -> None:
+            """Converted currents of rows ``start:stop`` into ``y``. Units are ordered (T_r,
+            T_c, S) forward, (T_c, T_r, S) backward: passes are summed with their weights by
+            one matrix-vector product, then slices with their significance and the arrays
+            along the input."""
+            n = stop - start
+            if rows.passes == 1:
+                summed = digital.reshape(-1).mul_(weights[0])
+            else:
+                summed = weights @ digital.reshape(rows.passes, -1)
+            part = y[start:stop].view(n, out_tiles, out_width)
+            if inner == 1 and s == 1:
+                torch.mul(summed.view(n, out_tiles, out_width), significance.view(-1), out=part)
+            else:
+                weighed = summed.view(n, inner, out_tiles, s, out_width).mul_(significance)
+                torch.sum(weighed, dim=(1, 3), out=part)
+
+        bounds = rows.parts(rows.passes * matrix.shape[0] * matrix.shape[2])
+        adc = self._adc(direction)
+        if len(bounds) == 1 or not adc.convert_parts(
+            PartProduct(rows, matrix, out_width, bounds, recombine)
+        ):
+            whole = PartProduct(rows, matrix, out_width, [(0, rows.count)], recombine)
+            for current in whole:
+                whole.emit(adc.convert_in_place(current))
         limit = self.out_features if direction == "forward" else self.in_features
-        return y.reshape(n, out_tiles * out_width)[:, :limit]
+        return y[:, :limit]
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torch.nn.grad
 
 from txsim_core.crossbar.array import CrossbarArray
+from txsim_core.crossbar.rows import PatchRows
 
 
 class AnalogMatmul(torch.autograd.Function):
@@ -84,19 +85,25 @@ class ConvGeometry:
     def _kernel(self) -> tuple[int, ...]:
         return tuple(self.weight_shape[2:])
 
-    def unfold(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, *size)`` -> patches ``(B, C * prod(kernel), L)`` (PyTorch's order)."""
-        if self.dims == 1:
-            return F.unfold(
-                x.unsqueeze(2),
-                (1, *self._kernel),
-                dilation=(1, *self.dilation),
-                stride=(1, *self.stride),
-            )
-        return F.unfold(x, self._kernel, dilation=self.dilation, stride=self.stride)
+    def patch_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The patches of ``x`` ``(*lead, C, *size)`` as a strided view (no copy):
+        ``(*lead, *output_size, C, *kernel)``, the inputs of each patch in the order of
+        ``weight.reshape(out_channels, -1)``; what ``F.unfold`` gives, rearranged."""
+        dims = self.dims
+        lead = x.dim() - dims - 1
+        strides = x.stride()
+        spatial = strides[lead + 1 :]
+        shape = (*x.shape[:lead], *self.output_size(tuple(x.shape[lead + 1 :])), x.shape[lead])
+        view_strides = (
+            *strides[:lead],
+            *(s * step for s, step in zip(spatial, self.stride, strict=True)),
+            strides[lead],
+            *(s * d for s, d in zip(spatial, self.dilation, strict=True)),
+        )
+        return x.as_strided((*shape, *self._kernel), view_strides, x.storage_offset())
 
     def fold(self, patches: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-        """The adjoint of :meth:`unfold`: patches ``(B, K, L)`` summed into ``(B, C, *size)``."""
+        """The adjoint of ``F.unfold``: patches ``(B, K, L)`` summed into ``(B, C, *size)``."""
         if self.dims == 1:
             folded = F.fold(
                 patches,
@@ -234,10 +241,8 @@ class AnalogConv(torch.autograd.Function):
             y = _collapsed_conv(array, geometry, x_n, x.shape)
         else:
             volts, pass_weights = array.drive(x_n.reshape(x.shape), "forward")
-            passes = volts.shape[0]
-            patches = geometry.unfold(volts.reshape(passes * batch, *x.shape[1:]))
-            positions = patches.shape[-1]
-            rows = patches.transpose(1, 2).reshape(passes, batch * positions, -1)
+            rows = PatchRows(volts, geometry)
+            positions = rows.step
             y_n = array.sense(rows, pass_weights, "forward")
             y = y_n.reshape(batch, positions, -1).transpose(1, 2).reshape(batch, -1, *out_size)
         return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))

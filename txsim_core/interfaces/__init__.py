@@ -3,7 +3,7 @@
 Units throughout: volts (V), amperes (A), siemens (S), ohms (Ohm).
 """
 
-from txsim_core.interfaces.adc import ADC
+from txsim_core.interfaces.adc import ADC, CurrentParts
 from txsim_core.interfaces.base import Model
 from txsim_core.interfaces.dac import DAC
 from txsim_core.interfaces.mapping import DifferentialMapping, Mapping
@@ -15,6 +15,7 @@ __all__ = [
     "DAC",
     "ArraySolver",
     "CircuitParams",
+    "CurrentParts",
     "DifferentialMapping",
     "Direction",
     "Mapping",

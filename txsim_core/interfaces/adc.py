@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -58,3 +59,40 @@ class ADC(Model, abc.ABC):
             current: as for :meth:`forward`; its contents are undefined after the call.
         """
         return self(current)
+
+    def convert_parts(self, parts: CurrentParts) -> bool:
+        """Convert one minibatch of currents that the layer computes part by part (its CPU path).
+
+        A layer on the CPU computes its currents in parts of about a million, so that they stay
+        in cache, and offers the minibatch here first (see :class:`CurrentParts`). The converter
+        converts each part in place and hands the result to :meth:`CurrentParts.emit`. It may
+        go through the parts more than once: a converter that calibrates from the data must fold
+        the whole minibatch into its statistic, exactly as one call of :meth:`forward` with all
+        of it would, and convert every current with the result (first a pass that only
+        observes, or a pass that converts with the present calibration and a second one where
+        the minibatch changed it). The values emitted last for each part are the result.
+
+        Returns:
+            Whether the minibatch was converted, the last pass having emitted every part. False
+            (the default; also the answer where a statistic needs all currents at once, such
+            as a percentile) makes the layer convert the whole minibatch in one call of
+            :meth:`convert_in_place`; nothing may be emitted then. Converted parts together
+            equal :meth:`forward` of the whole minibatch (bit for bit without random noise;
+            with noise, the same distribution).
+        """
+        return False
+
+
+@runtime_checkable
+class CurrentParts(Protocol):
+    """One minibatch of currents as a layer computes them: part after part.
+
+    Iterating computes the parts anew, in order, each ``(B_i, units, channels)`` in amperes
+    (rows of the minibatch: together, the whole minibatch, as :meth:`ADC.forward` takes it).
+    A part is valid until the next one is drawn, and may be converted in place.
+    """
+
+    def __iter__(self) -> Iterator[torch.Tensor]: ...
+
+    def emit(self, digital: torch.Tensor) -> None:
+        """The converted values of the part drawn last (same shape; may be its memory)."""

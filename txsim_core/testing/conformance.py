@@ -32,6 +32,7 @@ from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, Mapping, UpdateModel
 from txsim_core.registry import Registry
 from txsim_core.specs import Kind
+from txsim_core.testing.parts import SplitCurrents
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -124,7 +125,7 @@ class DACConformance(ModelConformance):
 
 class ADCConformance(ModelConformance):
     """The ADC contract: shape and dtype kept, finite codes, monotone on a ramp, seeded, and
-    ``convert_in_place`` equal to ``forward``."""
+    ``convert_in_place`` and conversion in parts equal to ``forward``."""
 
     kind = Kind.ADC
     units: ClassVar[int] = 3
@@ -167,6 +168,26 @@ class ADCConformance(ModelConformance):
         for current in batches:
             expected = adcs[0](current)
             assert torch.equal(adcs[1].convert_in_place(current.clone()), expected)
+
+    def test_conversion_in_parts_gives_the_values_of_forward(self, registry: Registry) -> None:
+        """A layer on the CPU offers each minibatch in parts (``convert_parts``): the values of
+        ``forward`` on the whole minibatch, and the same calibration for the next one. (With random noise on, parts draw it in another
+        order: run the kit with the noise off.)"""
+        batches = [self._ramp(torch.float32) * scale for scale in (1.0, 3.0, 0.5)]
+        adcs = []
+        for _ in range(2):
+            adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
+            adc.setup(self.units, self.channels, _generator(7))
+            adcs.append(adc)
+        for current in batches:
+            expected = adcs[0](current)
+            parts = SplitCurrents(current, 97)
+            if adcs[1].convert_parts(parts):
+                converted = parts.converted()
+            else:
+                assert parts.result == [None] * len(parts.parts)  # nothing emitted
+                converted = adcs[1].convert_in_place(current.clone())
+            assert torch.equal(converted, expected)
 
 
 class MappingConformance(ModelConformance):

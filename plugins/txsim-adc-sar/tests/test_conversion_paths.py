@@ -17,6 +17,7 @@ from txsim_adc_sar import SARADC
 from txsim_adc_sar.models import _magnitude_thresholds, _Table, _transition_levels
 
 from txsim_core.registry import Registry
+from txsim_core.testing.parts import SplitCurrents
 
 INT_OF = {torch.float16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
 
@@ -243,3 +244,24 @@ def test_cuda_fast_paths_are_the_loop_bit_for_bit(registry, params):
     gpu = adc(current.cuda())
     assert bit_identical(gpu, adc._convert(current.cuda(), "loop"))
     assert bit_identical(gpu.cpu(), cpu)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"sigma_cap": 0.05, "sigma_offset": 0.3},  # the table path
+        {"sigma_cap": 0.05, "calibration_scope": "array"},
+    ],
+)
+def test_conversion_in_parts_is_the_conversion_of_the_whole_minibatch(registry, params):
+    """What a layer on the CPU does: the minibatch in parts, calibrating as from all of it."""
+    whole, parted = (sar(registry, 3, 7, seed=4, bits=6, **params) for _ in range(2))
+    gen = torch.Generator().manual_seed(8)
+    for scale in (1.0, 2.5, 0.3):  # the calibrated full scale grows, then holds
+        current = scale * torch.randn(50, 3, 7, generator=gen, dtype=torch.float64)
+        expected = whole(current)
+        parts = SplitCurrents(current, 8)
+        assert parted.convert_parts(parts)
+        assert bit_identical(parts.converted(), expected)
+        assert torch.equal(parted.full_scale, whole.full_scale)

@@ -64,7 +64,7 @@ import torch
 
 from txsim_core.calibration import FullScale, FullScaleParams, adopt_buffer_shapes, to_lsb
 from txsim_core.errors import ConfigError
-from txsim_core.interfaces import ADC
+from txsim_core.interfaces import ADC, CurrentParts
 from txsim_core.params import parameter
 
 CPU_CHUNK = 1 << 18
@@ -359,9 +359,19 @@ class SARADC(ADC):
         """As :meth:`forward`, converting in the memory of ``current`` (the layer's call)."""
         return self._convert(current, method="auto", in_place=True)
 
-    def _convert(self, current: torch.Tensor, method: str, in_place: bool = False) -> torch.Tensor:
+    def convert_parts(self, parts: CurrentParts) -> bool:
+        return self.scale.convert_parts(
+            parts,
+            lambda current: self._convert(current, method="auto", in_place=True, calibrate=False),
+        )
+
+    def _convert(
+        self, current: torch.Tensor, method: str, in_place: bool = False, calibrate: bool = True
+    ) -> torch.Tensor:
         """``method``: ``"auto"`` (the fastest exact path) or ``"loop"`` (the reference);
-        ``in_place``: the fast paths may overwrite ``current``."""
+        ``in_place``: the fast paths may overwrite ``current``; ``calibrate``: whether this
+        call may update a calibrated full scale (not for the parts of a minibatch, see
+        :meth:`convert_parts`)."""
         if self._generator is None:
             raise ConfigError(
                 "Expected setup(units, channels, generator) to be called before the first "
@@ -373,7 +383,7 @@ class SARADC(ADC):
                 f"{self.offset.shape[1]}) (as set up), but got {tuple(current.shape)}."
             )
         with torch.no_grad():
-            fs = self.scale(current)
+            fs = self.scale(current) if calibrate else self.scale.value_for(current)
             x, lsb = to_lsb(current, fs, self.levels, in_place=in_place and method == "auto")
             p = self.params
             generator = self._noise_generator(x.device) if p.sigma_noise > 0 else None
