@@ -3,7 +3,7 @@
 A layer direction drives ``count`` input vectors ("rows": samples, or a convolution's patches)
 in ``P`` DAC passes through every array and weight slice. Its currents, ``P x count x`` all the
 columns of all arrays and slices, are by far the largest tensor of a training step. On the CPU
-the layer therefore computes them in parts of a few hundred thousand currents: each part's
+the layer therefore computes them in parts of about a million currents: each part's
 voltages, product, conversion and recombination stay in the processor's cache, and no tensor of
 the size of all currents is ever written to memory (or allocated: a fresh allocation of that
 size costs a page fault per 4 KiB, more than the product itself).
@@ -16,6 +16,7 @@ convolution's input voltages (unfolded part by part as a strided view, never as 
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
     from txsim_core.crossbar.functions import ConvGeometry
 
 PART_CURRENTS = 1 << 20
-"""Currents per part on the CPU (4 MiB of float32: fits the last-level cache; measured fastest
-of 2**16 to 2**23 on LeNet-5). A part always
-holds whole steps (:attr:`DriveRows.step`), so it is larger where one step holds more."""
+"""Currents per part on the CPU (4 MiB of float32, within the last-level cache; the fastest of
+2**16 to 2**23 on a LeNet-5 paper step). A part always holds whole steps
+(:attr:`DriveRows.step`), so it is larger where one step holds more."""
 
 
 class DriveRows(abc.ABC):
@@ -80,14 +81,10 @@ class PatchRows(DriveRows):
         self.volts, self.geometry = volts, geometry
         self.passes, batch, channels = volts.shape[:3]
         self.out_size = geometry.output_size(tuple(volts.shape[3:]))
-        self.step = 1
-        for n in self.out_size:
-            self.step *= n
+        self.step = math.prod(self.out_size)
         self.count = batch * self.step
         self.kernel_shape = (channels, *geometry.weight_shape[2:])
-        self.width = channels
-        for n in geometry.weight_shape[2:]:
-            self.width *= n
+        self.width = math.prod(self.kernel_shape)
         self.dtype, self.device = volts.dtype, volts.device
 
     def write(self, target: torch.Tensor, start: int, stop: int) -> None:
