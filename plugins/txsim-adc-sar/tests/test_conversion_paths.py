@@ -19,7 +19,12 @@ from txsim_adc_sar.models import _magnitude_thresholds, _Table, _transition_leve
 from txsim_core.registry import Registry
 from txsim_core.testing.parts import SplitCurrents
 
-INT_OF = {torch.float16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
+INT_OF = {
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +119,15 @@ def test_exact_dac_closed_form_is_the_loop_bit_for_bit(registry, bits, sigma_off
     ties = torch.arange(-min(top, 300) - 2, min(top, 300) + 2, dtype=dtype) + 0.5  # half LSB
     current = torch.cat((current, neighbours(ties).view(-1, 1, 1).expand(-1, units, channels)))
     check_paths(adc, current.requires_grad_(True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_exact_dac_closed_form_in_half_precision_is_the_loop_bit_for_bit(registry, dtype):
+    adc = sar(registry, 2, 3, bits=6, full_scale=31.0)
+    assert adc._dac_state(dtype, torch.device("cpu")).closed_form
+    gen = torch.Generator().manual_seed(5)
+    current = boundary_currents(adc, torch.float32, gen, batch=200).to(dtype)
+    check_paths(adc, torch.cat((current, specials(dtype).view(-1, 1, 1).expand(-1, 2, 3))))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
