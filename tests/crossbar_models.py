@@ -16,6 +16,19 @@ from txsim_core.manager import PluginManager
 from txsim_core.params import parameter
 from txsim_core.registry import Registry
 
+QUANTIZED_SMALL_ARRAYS = {
+    "rows": 8,
+    "cols": 8,
+    "weight_bits": 6,
+    "input_bits": 5,
+    "error_bits": 5,
+    "device": {"name": "ideal", "cell_bits": 2},
+    "dac": "sign-phase",
+    "adc": {"name": "uniform", "bits": 6},
+}
+"""A crossbar table for layer tests: 8 x 8 arrays (layers span several), two-bit cells, the
+two-pass test DAC and a calibrated 6-bit uniform ADC."""
+
 
 class PassThroughADC(ADC):
     """Exact conversion that does not declare itself exact: forces per-array conversion."""

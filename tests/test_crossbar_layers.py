@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import txsim_core
+from tests.crossbar_models import QUANTIZED_SMALL_ARRAYS
 from txsim_core import CrossbarSGD, convert
 
 
@@ -204,16 +205,7 @@ def test_converting_each_input_once_equals_converting_every_patch(test_models, f
     from txsim_core.crossbar.functions import AnalogMatmul
 
     torch.manual_seed(5)
-    crossbar = {
-        "rows": 8,
-        "cols": 8,
-        "weight_bits": 6,
-        "input_bits": 5,
-        "error_bits": 5,
-        "device": {"name": "ideal", "cell_bits": 2},
-        "dac": "sign-phase",
-        "adc": {"name": "uniform", "bits": 6},
-    }
+    crossbar = QUANTIZED_SMALL_ARRAYS
     native = factory()
     layer = convert(native, {"crossbar": crossbar})
     reference = copy.deepcopy(layer)

@@ -9,21 +9,12 @@ import torch
 import torch.nn.functional as F
 
 import txsim_core
+from tests.crossbar_models import QUANTIZED_SMALL_ARRAYS
 from txsim_core import convert
 from txsim_core.crossbar import rows as rows_module
 from txsim_core.crossbar.functions import ConvGeometry
 from txsim_core.interfaces import CurrentParts
 from txsim_core.testing.parts import SplitCurrents
-
-CROSSBAR = {
-    "rows": 8,
-    "cols": 8,
-    "weight_bits": 6,
-    "input_bits": 5,
-    "error_bits": 5,
-    "device": {"name": "ideal", "cell_bits": 2},
-    "dac": "sign-phase",
-}
 
 ADCS = {
     "max": {"name": "uniform", "bits": 6},
@@ -59,7 +50,7 @@ def test_parts_give_the_results_of_one_product(test_models, monkeypatch, adc, la
     torch.manual_seed(3)
     # float64: inputs and conductances on grids put many currents exactly on a decision level
     # of the ADC, where float32 products summed in another order round to the other code
-    layer = convert(factory(), {"crossbar": {**CROSSBAR, "adc": ADCS[adc]}}).double()
+    layer = convert(factory(), {"crossbar": {**QUANTIZED_SMALL_ARRAYS, "adc": ADCS[adc]}}).double()
     one_part = copy.deepcopy(layer)
     inputs = [torch.randn(shape, dtype=torch.float64), 3 * torch.randn(shape, dtype=torch.float64)]
 
@@ -88,7 +79,7 @@ def test_parts_give_the_results_of_one_product(test_models, monkeypatch, adc, la
 
 def test_a_converter_without_parts_gets_all_currents_at_once(test_models, monkeypatch):
     factory, shape = LAYERS["linear"]
-    layer = convert(factory(), {"crossbar": {**CROSSBAR, "adc": ADCS["no-parts"]}})
+    layer = convert(factory(), {"crossbar": {**QUANTIZED_SMALL_ARRAYS, "adc": ADCS["no-parts"]}})
     seen = []
     adc = layer.crossbar.adc
     original = adc.convert_in_place

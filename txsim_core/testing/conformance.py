@@ -140,6 +140,19 @@ class ADCConformance(ModelConformance):
         ramp = torch.linspace(-1e-5, 1e-5, 401, dtype=dtype)
         return ramp.view(-1, 1, 1).expand(-1, self.units, self.channels).contiguous()
 
+    def _twins(self, registry: Registry) -> list[ADC]:
+        """Two converters set up from one seed."""
+        adcs = []
+        for _ in range(2):
+            adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
+            adc.setup(self.units, self.channels, _generator(7))
+            adcs.append(adc)
+        return adcs
+
+    def _growing_batches(self) -> list[torch.Tensor]:
+        """Minibatches whose currents grow, then shrink (a calibrated full scale grows, holds)."""
+        return [self._ramp(torch.float32) * scale for scale in (1.0, 3.0, 0.5)]
+
     def test_shape_dtype_and_finite_output(self, registry: Registry) -> None:
         for dtype in DTYPES:
             current = self._ramp(dtype)
@@ -159,27 +172,17 @@ class ADCConformance(ModelConformance):
     def test_conversion_in_place_gives_the_values_of_forward(self, registry: Registry) -> None:
         """Two converters from one seed see the same minibatches, one through ``forward``,
         the other through ``convert_in_place`` (what layers call): bit-identical results."""
-        batches = [self._ramp(torch.float32) * scale for scale in (1.0, 3.0, 0.5)]
-        adcs = []
-        for _ in range(2):
-            adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
-            adc.setup(self.units, self.channels, _generator(7))
-            adcs.append(adc)
-        for current in batches:
+        adcs = self._twins(registry)
+        for current in self._growing_batches():
             expected = adcs[0](current)
             assert torch.equal(adcs[1].convert_in_place(current.clone()), expected)
 
     def test_conversion_in_parts_gives_the_values_of_forward(self, registry: Registry) -> None:
         """A layer on the CPU offers each minibatch in parts (``convert_parts``): the values of
-        ``forward`` on the whole minibatch, and the same calibration for the next one. (With random noise on, parts draw it in another
-        order: run the kit with the noise off.)"""
-        batches = [self._ramp(torch.float32) * scale for scale in (1.0, 3.0, 0.5)]
-        adcs = []
-        for _ in range(2):
-            adc = cast(ADC, registry.build(self.kind, self.name, **self.params))
-            adc.setup(self.units, self.channels, _generator(7))
-            adcs.append(adc)
-        for current in batches:
+        ``forward`` on the whole minibatch, and the same calibration for the next one. (With
+        random noise on, parts draw it in another order: run the kit with the noise off.)"""
+        adcs = self._twins(registry)
+        for current in self._growing_batches():
             expected = adcs[0](current)
             parts = SplitCurrents(current, 97)
             if adcs[1].convert_parts(parts):
