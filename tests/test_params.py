@@ -6,7 +6,15 @@ import attrs
 import pytest
 
 from txsim_core.errors import ConfigError
-from txsim_core.params import describe_params, make_params, non_default_params, parameter
+from txsim_core.params import (
+    ResistanceRange,
+    check_resistance_range,
+    describe_params,
+    make_params,
+    non_default_params,
+    parameter,
+    resistance_parameter,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -78,3 +86,24 @@ def test_describe_params_reads_declarations():
     assert infos["bits"].allowed == "an integer in [1, 24]"
     assert infos["mode"].help == "Calibration."
     assert list(infos) == ["bits", "r_on", "mode", "sigma", "enabled"]
+
+
+def test_resistance_range_helpers_give_conductances_and_check_the_order():
+    @attrs.frozen(kw_only=True)
+    class DeviceParams:
+        r_min: float = resistance_parameter(1e3, "min", "on")
+        r_max: float = resistance_parameter(4e3, "max", "off")
+
+        def __attrs_post_init__(self) -> None:
+            check_resistance_range(self)
+
+    class Device(ResistanceRange):
+        def __init__(self, params: DeviceParams) -> None:
+            self.params = params
+
+    device = Device(DeviceParams())
+    assert device.g_min == 1 / 4e3 and device.g_max == 1 / 1e3
+    with pytest.raises(ValueError, match=r"`r_max` to be greater than `r_min`.*r_min=5000.0"):
+        DeviceParams(r_min=5e3)
+    with pytest.raises(ValueError, match="'min' or 'max'"):
+        resistance_parameter(1e3, "low", "on")

@@ -183,6 +183,55 @@ def cell_bits_parameter(default: int | None = None, note: str = "") -> Any:
     )
 
 
+def resistance_parameter(default: float, bound: str, state: str) -> Any:
+    """A device's ``r_min`` (``bound="min"``) or ``r_max`` (``bound="max"``) in ohms.
+
+    Args:
+        default: the default resistance in ohms (> 0).
+        bound: ``"min"`` or ``"max"``.
+        state: the device state of that resistance, shown in parentheses in the help
+            (``"fully on"``).
+    """
+    if bound not in ("min", "max"):
+        raise ValueError(f"Expected `bound` to be 'min' or 'max', but got {bound!r}.")
+    extreme, conductance = ("Lowest", "highest") if bound == "min" else ("Highest", "lowest")
+    return parameter(
+        default,
+        unit="Ohm",
+        low=0.0,
+        low_open=True,
+        help=f"{extreme} resistance of a device ({state}); its {conductance} conductance is "
+        f"1/r_{bound}.",
+    )
+
+
+def check_resistance_range(params: Any) -> None:
+    """Raise ``ValueError`` unless ``params.r_min < params.r_max``; for ``__attrs_post_init__``."""
+    if params.r_max <= params.r_min:
+        raise ValueError(
+            "Expected `r_max` to be greater than `r_min`, but got "
+            f"r_min={params.r_min!r}, r_max={params.r_max!r}."
+        )
+
+
+class ResistanceRange:
+    """Mixin for a device model (mapping or update) whose parameters give the device's range as
+    resistances ``r_min`` and ``r_max`` in ohms: ``g_min = 1 / r_max`` and ``g_max = 1 / r_min``
+    in siemens. List it before the model's interface among the bases."""
+
+    params: Any
+
+    @property
+    def g_min(self) -> float:
+        """Lowest conductance in siemens: ``1 / r_max``."""
+        return 1.0 / float(self.params.r_max)
+
+    @property
+    def g_max(self) -> float:
+        """Highest conductance in siemens: ``1 / r_min``."""
+        return 1.0 / float(self.params.r_min)
+
+
 def check_conductance_range(params: Any) -> None:
     """Raise ``ValueError`` unless ``params.g_min < params.g_max``; for ``__attrs_post_init__``."""
     if params.g_max <= params.g_min:

@@ -7,7 +7,6 @@ that they describe the same device: ``g_min = 1/r_max`` and ``g_max = 1/r_min``.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 import torch
@@ -20,7 +19,13 @@ from txsim_core.device_errors import (
     variation_sigma_parameter,
 )
 from txsim_core.interfaces import UpdateModel
-from txsim_core.params import cell_bits_parameter, parameter
+from txsim_core.params import (
+    ResistanceRange,
+    cell_bits_parameter,
+    check_resistance_range,
+    parameter,
+    resistance_parameter,
+)
 
 R_MIN = 100e3
 """Lowest resistance of the Ag/Si device of the TxSim paper (Sec. V), in ohms."""
@@ -28,40 +33,12 @@ R_MAX = 1e6
 """Highest resistance of the same device, in ohms."""
 
 
-def _r_min() -> Any:
-    return parameter(
-        R_MIN,
-        unit="Ohm",
-        low=0.0,
-        low_open=True,
-        help="Lowest resistance of a device (fully on); its highest conductance is 1/r_min.",
-    )
-
-
-def _r_max() -> Any:
-    return parameter(
-        R_MAX,
-        unit="Ohm",
-        low=0.0,
-        low_open=True,
-        help="Highest resistance of a device (fully off); its lowest conductance is 1/r_max.",
-    )
-
-
-def _check_range(params: Any) -> None:
-    if params.r_max <= params.r_min:
-        raise ValueError(
-            "Expected `r_max` to be greater than `r_min`, but got "
-            f"r_min={params.r_min!r}, r_max={params.r_max!r}."
-        )
-
-
 @attrs.frozen(kw_only=True)
 class ReRAMMappingParams:
     """Parameters of the ReRAM device as the arrays hold it."""
 
-    r_min: float = _r_min()
-    r_max: float = _r_max()
+    r_min: float = resistance_parameter(R_MIN, "min", "fully on")
+    r_max: float = resistance_parameter(R_MAX, "max", "fully off")
     cell_bits: int | None = cell_bits_parameter(2, "2: four levels, as in the TxSim paper")
     variation: str = variation_parameter()
     variation_sigma: float = variation_sigma_parameter()
@@ -69,11 +46,11 @@ class ReRAMMappingParams:
     stuck_max_fraction: float = stuck_parameter("max")
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_resistance_range(self)
         check_stuck_fractions(self)
 
 
-class ReRAMMapping(DeviceErrorMapping):
+class ReRAMMapping(ResistanceRange, DeviceErrorMapping):
     """ReRAM devices on differential pairs, with variation and stuck devices.
 
     Weights are encoded by :class:`~txsim_core.interfaces.DifferentialMapping` (sign-magnitude,
@@ -83,21 +60,13 @@ class ReRAMMapping(DeviceErrorMapping):
     :class:`~txsim_core.device_errors.DeviceErrorMapping`).
     """
 
-    @property
-    def g_min(self) -> float:
-        return 1.0 / self.params.r_max
-
-    @property
-    def g_max(self) -> float:
-        return 1.0 / self.params.r_min
-
 
 @attrs.frozen(kw_only=True)
 class ReRAMUpdateParams:
     """Parameters of the ReRAM update (TxSim paper, Sec. IV-C, eq. 1)."""
 
-    r_min: float = _r_min()
-    r_max: float = _r_max()
+    r_min: float = resistance_parameter(R_MIN, "min", "fully on")
+    r_max: float = resistance_parameter(R_MAX, "max", "fully off")
     nonlinearity: float = parameter(
         0.01,
         low=0.0,
@@ -121,10 +90,10 @@ class ReRAMUpdateParams:
     )
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_resistance_range(self)
 
 
-class ReRAMUpdate(UpdateModel):
+class ReRAMUpdate(ResistanceRange, UpdateModel):
     """TxSim's update: the non-linear change of eq. (1), plus Gaussian write noise, clipped.
 
     With ``span = G_max - G_min``, ``d = |dG_ideal| / span``, ``e = 1 - exp(-v d)`` and
@@ -138,14 +107,6 @@ class ReRAMUpdate(UpdateModel):
     Then ``G_new = clip(G + dG + sigma * z, G_min, G_max)`` with ``z ~ N(0, 1)`` and ``sigma`` as
     :meth:`write_noise_std` gives.
     """
-
-    @property
-    def g_min(self) -> float:
-        return 1.0 / self.params.r_max
-
-    @property
-    def g_max(self) -> float:
-        return 1.0 / self.params.r_min
 
     def nonideal_change(self, g: torch.Tensor, dg: torch.Tensor) -> torch.Tensor:
         """``dG_nonideal`` of eq. (1): the change written for a requested one, before noise.

@@ -27,34 +27,17 @@ from txsim_core.device_errors import (
     variation_sigma_parameter,
 )
 from txsim_core.interfaces import UpdateModel
-from txsim_core.params import parameter
+from txsim_core.params import (
+    ResistanceRange,
+    check_resistance_range,
+    parameter,
+    resistance_parameter,
+)
 
 R_MIN = 5e3
 """Parallel-state resistance of the default junction, in ohms (see the README)."""
 R_MAX = 10e3
 """Antiparallel-state resistance of the default junction (TMR = 100 %), in ohms."""
-
-
-def _r_min() -> Any:
-    return parameter(
-        R_MIN,
-        unit="Ohm",
-        low=0.0,
-        low_open=True,
-        help="Lowest resistance of a device (parallel MTJ state); its highest conductance is "
-        "1/r_min.",
-    )
-
-
-def _r_max() -> Any:
-    return parameter(
-        R_MAX,
-        unit="Ohm",
-        low=0.0,
-        low_open=True,
-        help="Highest resistance of a device (antiparallel MTJ state); its lowest conductance is "
-        "1/r_max.",
-    )
 
 
 def _cell_bits(what: str) -> Any:
@@ -69,20 +52,12 @@ def _cell_bits(what: str) -> Any:
     )
 
 
-def _check_range(params: Any) -> None:
-    if params.r_max <= params.r_min:
-        raise ValueError(
-            "Expected `r_max` to be greater than `r_min`, but got "
-            f"r_min={params.r_min!r}, r_max={params.r_max!r}."
-        )
-
-
 @attrs.frozen(kw_only=True)
 class SpintronicMappingParams:
     """Parameters of the spintronic device as the arrays hold it."""
 
-    r_min: float = _r_min()
-    r_max: float = _r_max()
+    r_min: float = resistance_parameter(R_MIN, "min", "parallel MTJ state")
+    r_max: float = resistance_parameter(R_MAX, "max", "antiparallel MTJ state")
     cell_bits: int | None = _cell_bits("Weights of more bits are sliced over several devices.")
     variation: str = variation_parameter()
     variation_sigma: float = variation_sigma_parameter()
@@ -90,11 +65,11 @@ class SpintronicMappingParams:
     stuck_max_fraction: float = stuck_parameter("max")
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_resistance_range(self)
         check_stuck_fractions(self)
 
 
-class SpintronicMapping(DeviceErrorMapping):
+class SpintronicMapping(ResistanceRange, DeviceErrorMapping):
     """DW-MTJ devices on differential pairs, with variation and stuck devices.
 
     Encoding as :class:`~txsim_core.interfaces.DifferentialMapping` (``2**cell_bits`` levels per
@@ -102,21 +77,13 @@ class SpintronicMapping(DeviceErrorMapping):
     :class:`~txsim_core.device_errors.DeviceErrorMapping`.
     """
 
-    @property
-    def g_min(self) -> float:
-        return 1.0 / self.params.r_max
-
-    @property
-    def g_max(self) -> float:
-        return 1.0 / self.params.r_min
-
 
 @attrs.frozen(kw_only=True)
 class SpintronicUpdateParams:
     """Parameters of the spintronic update."""
 
-    r_min: float = _r_min()
-    r_max: float = _r_max()
+    r_min: float = resistance_parameter(R_MIN, "min", "parallel MTJ state")
+    r_max: float = resistance_parameter(R_MAX, "max", "antiparallel MTJ state")
     cell_bits: int | None = _cell_bits("Updates land on these levels.")
     write_noise: float = parameter(
         0.0,
@@ -135,10 +102,10 @@ class SpintronicUpdateParams:
     )
 
     def __attrs_post_init__(self) -> None:
-        _check_range(self)
+        check_resistance_range(self)
 
 
-class SpintronicUpdate(UpdateModel):
+class SpintronicUpdate(ResistanceRange, UpdateModel):
     """A linear, symmetric update with stochastic switching between the device's levels.
 
     With ``span = G_max - G_min``, a device at ``G`` asked for ``dG``:
@@ -153,14 +120,6 @@ class SpintronicUpdate(UpdateModel):
 
     For a binary MTJ at ``G_min`` this is switching with probability ``dG / span``.
     """
-
-    @property
-    def g_min(self) -> float:
-        return 1.0 / self.params.r_max
-
-    @property
-    def g_max(self) -> float:
-        return 1.0 / self.params.r_min
 
     def write_noise_std(self, dg: torch.Tensor) -> torch.Tensor:
         """Standard deviation of the displacement noise for requested changes ``dg``, in S."""
