@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -31,10 +31,30 @@ def layer_config_from(config: ConfigLike) -> LayerConfig:
     return default
 
 
+_Layer = TypeVar("_Layer", bound="CrossbarLayer")
+
+
 class CrossbarLayer(torch.nn.Module):
     """Base of the crossbar layers: the weight lives on ``self.crossbar``, the bias stays digital."""
 
     crossbar: CrossbarArray
+
+    bias: torch.nn.Parameter | None
+
+    def _init_bias(self, enabled: bool, size: int, like: torch.Tensor) -> None:
+        """Set :attr:`bias`: ``size`` zeros in the dtype and on the device of ``like``, or None."""
+        self.bias = (
+            torch.nn.Parameter(torch.zeros(size, dtype=like.dtype, device=like.device))
+            if enabled
+            else None
+        )
+
+    def adopt_bias(self: _Layer, module: torch.nn.Module) -> _Layer:
+        """Copy the bias of the native ``module`` this layer replaces (if both have one)."""
+        native = getattr(module, "bias", None)
+        if native is not None and self.bias is not None:
+            self.bias.data.copy_(native.detach())
+        return self
 
     @property
     def weight(self) -> torch.nn.Parameter:

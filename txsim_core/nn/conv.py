@@ -71,11 +71,7 @@ class _CrossbarConvNd(CrossbarLayer):
         self.crossbar = CrossbarArray(
             weight.reshape(out_channels, -1), layer_config_from(config), seed=seed, name=name
         )
-        self.bias = (
-            torch.nn.Parameter(torch.zeros(out_channels, dtype=weight.dtype, device=weight.device))
-            if bias
-            else None
-        )
+        self._init_bias(bias, out_channels, weight)
 
     @classmethod
     def from_native(
@@ -90,7 +86,7 @@ class _CrossbarConvNd(CrossbarLayer):
                 "[[crossbar.layers]] rule (digital = true)."
             )
         native: Any = module
-        layer = cls(
+        return cls(
             native.in_channels,
             native.out_channels,
             native.kernel_size,
@@ -102,10 +98,7 @@ class _CrossbarConvNd(CrossbarLayer):
             seed=seed,
             name=name,
             weight=native.weight.detach(),
-        )
-        if native.bias is not None and layer.bias is not None:
-            layer.bias.data.copy_(native.bias.detach())
-        return layer
+        ).adopt_bias(native)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad = [p for p in reversed(self.padding) for _ in range(2)]

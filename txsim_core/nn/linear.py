@@ -41,18 +41,14 @@ class CrossbarLinear(CrossbarLayer):
             weight = torch.nn.Linear(in_features, out_features, bias=False).weight.detach()
         self.in_features, self.out_features = in_features, out_features
         self.crossbar = CrossbarArray(weight, layer_config_from(config), seed=seed, name=name)
-        self.bias = (
-            torch.nn.Parameter(torch.zeros(out_features, dtype=weight.dtype, device=weight.device))
-            if bias
-            else None
-        )
+        self._init_bias(bias, out_features, weight)
 
     @classmethod
     def from_native(
         cls, module: torch.nn.Linear, config: LayerConfig, *, seed: int, name: str
     ) -> CrossbarLinear:
         """A crossbar layer with the weights and bias of a native one."""
-        layer = cls(
+        return cls(
             module.in_features,
             module.out_features,
             module.bias is not None,
@@ -60,10 +56,7 @@ class CrossbarLinear(CrossbarLayer):
             seed=seed,
             name=name,
             weight=module.weight.detach(),
-        )
-        if module.bias is not None and layer.bias is not None:
-            layer.bias.data.copy_(module.bias.detach())
-        return layer
+        ).adopt_bias(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
