@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from txsim_core.bench import CONFIGS, NETWORKS, BenchSettings, format_report, run_benchmark
 from txsim_core.bench.floor import record_layer_calls, step_products
+from txsim_core.bench.runner import run_worker
 from txsim_core.bench.worker import BatchSource, build_txsim, make_step
 from txsim_core.cli import cli
 from txsim_core.errors import ConfigError
@@ -170,7 +171,8 @@ def test_a_tiny_run_gives_consistent_rows() -> None:
     lines: list[str] = []
     rows = run_benchmark(settings, progress=lines.append)
     assert [r["name"] for r in rows] == ["native", "ideal", "paper-ideal-solver", "aihwkit"]
-    assert len(lines) == 4
+    summaries = [line for line in lines if "s/epoch" in line or "skipped" in line]
+    assert len(summaries) == 4
     json.dumps(rows)  # the --json output
     measured = rows[:3]  # txsim and native; aihwkit (rows[3]) has no floor
     for row in measured:
@@ -199,3 +201,28 @@ def test_a_tiny_run_gives_consistent_rows() -> None:
         assert rows[3]["ratio_vs_floor"] is None and rows[3]["ratio_vs_native"] > 0
     report = format_report(rows)
     assert "paper-ideal-solver" in report and "Machine:" in report
+
+
+@pytest.mark.usefixtures("installed_plugins")
+def test_a_worker_reports_its_batches_as_they_go():
+    job = {
+        "network": "lenet5",
+        "config": "paper-ideal-solver",
+        "batch_size": 2,
+        "batches": 2,
+        "warmup": 2,
+        "threads": 1,
+        "device": "cpu",
+        "seed": 0,
+        "lr": 0.05,
+        "memory_limit_bytes": None,
+        "progress_every": 0.0,
+    }
+    lines: list[str] = []
+    row = run_worker(job, progress=lines.append)
+    assert "error" not in row and row["batches_timed"] == 2
+    assert lines[0] == "bench lenet5/paper-ideal-solver: warm-up batch 1/2 done"
+    assert lines[1].startswith("bench lenet5/paper-ideal-solver: warm-up batch 2/2: ")
+    assert lines[2].startswith("bench lenet5/paper-ideal-solver: batch 1/2: ")
+    assert "native" in lines[2] and "floor" in lines[2]
+    assert len(lines) == 4

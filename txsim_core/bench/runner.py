@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from txsim_core.bench.configs import (
     select_configs,
     select_networks,
 )
-from txsim_core.bench.worker import RESULT_PREFIX
+from txsim_core.bench.worker import PROGRESS_PREFIX, RESULT_PREFIX
 from txsim_core.errors import ConfigError
 from txsim_core.tables import format_table
 
@@ -138,25 +139,38 @@ def _job(
     }
 
 
-def run_worker(job: dict[str, Any]) -> dict[str, Any]:
-    """Measure one job in a fresh Python process (see :mod:`txsim_core.bench.worker`)."""
-    process = subprocess.run(
+def run_worker(
+    job: dict[str, Any], progress: Callable[[str], None] = lambda line: None
+) -> dict[str, Any]:
+    """Measure one job in a fresh Python process (see :mod:`txsim_core.bench.worker`); its
+    progress lines (one per batch) go to ``progress`` as they come."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "txsim_core.bench"],
-        input=json.dumps(job),
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
-    for line in reversed(process.stdout.splitlines()):
+    stdout: list[str] = []
+    reader = threading.Thread(target=lambda: stdout.extend(process.stdout or []), daemon=True)
+    reader.start()
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write(json.dumps(job))
+    process.stdin.close()
+    stderr: list[str] = []
+    for line in process.stderr:
+        if line.startswith(PROGRESS_PREFIX):
+            progress("bench " + line[len(PROGRESS_PREFIX) :].rstrip())
+        else:
+            stderr.append(line)
+    returncode = process.wait()
+    reader.join()
+    for line in reversed(stdout):
         if line.startswith(RESULT_PREFIX):
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return result
-    tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
-    reason = (
-        f"killed by signal {-process.returncode}"
-        if process.returncode < 0
-        else (f"exit status {process.returncode}")
-    )
+    tail = ("".join(stderr) or "".join(stdout)).strip().splitlines()[-3:]
+    reason = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
     return {"error": f"worker failed ({reason}): {' | '.join(tail)}"}
 
 
@@ -211,7 +225,7 @@ def run_benchmark(
                     "skipped": "aihwkit is not installed (see issue text: CPU source build)",
                 }
             else:
-                row = {**base, **run_worker(_job(network, config, settings, limit))}
+                row = {**base, **run_worker(_job(network, config, settings, limit), progress)}
             row["machine"] = machine
             progress(_progress_line(row))
             network_rows.append(row)

@@ -43,6 +43,31 @@ from txsim_core.crossbar.array import DIRECTIONS, CrossbarArray, Direction
 RESULT_PREFIX = "TXSIM_BENCH_RESULT "
 """Marks the result line on the worker's stdout."""
 
+PROGRESS_PREFIX = "TXSIM_BENCH_PROGRESS "
+"""Marks a progress line on the worker's stderr."""
+
+
+class Progress:
+    """Progress lines for the runner, which shows them as they come: a batch is reported when
+    at least ``every`` seconds have passed since the last line (so that a slow configuration
+    shows every batch and a fast one stays quiet).
+
+    Args:
+        where: ``network/config``, the start of every line.
+        every: the least seconds between two lines.
+    """
+
+    def __init__(self, where: str, every: float = 5.0) -> None:
+        self.where, self.every = where, every
+        self.last = time.perf_counter()
+
+    def batch(self, text: str) -> None:
+        """Report ``text`` if it is time."""
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            print(f"{PROGRESS_PREFIX}{self.where}: {text}", file=sys.stderr, flush=True)
+            self.last = now
+
 
 def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MiB."""
@@ -278,7 +303,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     Args:
         job: ``config`` and ``network`` (names), ``batch_size``, ``batches`` (timed batches; None:
             the network's default for the configuration), ``warmup`` (untimed batches, at least
-            1), ``threads`` (torch threads), ``device``, ``seed``, ``lr``.
+            1), ``threads`` (torch threads), ``device``, ``seed``, ``lr``; optional
+            ``progress_every``: the least seconds between two progress lines (default 5).
 
     Returns:
         The result row (see :func:`txsim_core.bench.run_benchmark`).
@@ -310,6 +336,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         native_step = make_step(native_net, native_optimizer, device)
 
     # warm-up; the first batch also records what every layer computes, for the floor
+    progress = Progress(f"{network.name}/{config.name}", float(job.get("progress_every", 5.0)))
     x, y = source.batch(0)
     calls: list[LayerCall] | None = None
     if config.framework == "txsim":
@@ -318,11 +345,13 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         step(x, y)
     if native_step is not None:
         native_step(x, y)
+    progress.batch(f"warm-up batch 1/{warmup} done")
     for i in range(1, warmup):
         x, y = source.batch(i)
-        step(x, y)
+        seconds = step(x, y)
         if native_step is not None:
             native_step(x, y)
+        progress.batch(f"warm-up batch {i + 1}/{warmup}: {seconds:.2f} s")
     products: list[Product] | None = None if calls is None else step_products(calls)
     arrays = solved_arrays(calls or [])
     refresh_every = _refresh_every(config)
@@ -354,6 +383,13 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         if arrays:
             solver.append(solver_seconds(arrays, device))
         i += 1
+        timed = len(plain) + len(solving)
+        progress.batch(
+            f"batch {timed}/{target}: {seconds:.2f} s"
+            + (f", native {native[-1]:.3f} s" if native else "")
+            + (f", floor {floor[-1]:.3f} s" if floor else "")
+            + (f", solver {solver[-1]:.3f} s" if solver else "")
+        )
 
     solves_per_epoch = math.ceil(per_epoch / refresh_every) if arrays else 0
     plain_median, solving_median = _median(plain), _median(solving)
