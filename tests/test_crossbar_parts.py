@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import txsim_core
 from tests.crossbar_models import QUANTIZED_SMALL_ARRAYS
 from txsim_core import convert
+from txsim_core.calibration import percentile, percentile_of_parts
 from txsim_core.crossbar import rows as rows_module
 from txsim_core.crossbar.functions import ConvGeometry
 from txsim_core.interfaces import CurrentParts
@@ -72,9 +73,8 @@ def test_parts_give_the_results_of_one_product(test_models, monkeypatch, adc, la
         ours, theirs = getattr(crossbar, name), getattr(one_part.crossbar, name)
         for key, value in theirs.state_dict().items():
             torch.testing.assert_close(ours.state_dict()[key], value, rtol=1e-12, atol=0)
-    # the parts path is taken where the converter can take it (a percentile calibrating on
-    # this minibatch needs all currents at once)
-    assert any(in_parts) == (adc in ("max", "max-per-array"))
+    # the parts path is taken where the converter can take it
+    assert any(in_parts) == (adc != "no-parts")
 
 
 def test_a_converter_without_parts_gets_all_currents_at_once(test_models, monkeypatch):
@@ -112,7 +112,7 @@ def test_conversion_in_parts_calibrates_as_the_whole_minibatch(scope):
     assert isinstance(parts, CurrentParts)
 
 
-def test_conversion_in_parts_without_calibration_and_with_a_percentile():
+def test_conversion_in_parts_without_calibration_takes_one_pass():
     fixed = txsim_core.build_model("adc", "uniform", bits=5, full_scale=1.0)
     parts = SplitCurrents(torch.linspace(-2, 2, 24).view(6, 2, 2), 2)
     assert fixed.convert_parts(parts) and parts.drawn == 3
@@ -121,12 +121,61 @@ def test_conversion_in_parts_without_calibration_and_with_a_percentile():
     frozen(torch.ones(2, 1, 2))  # its one calibrating minibatch
     parts = SplitCurrents(torch.ones(6, 1, 2), 2)
     assert frozen.convert_parts(parts) and parts.drawn == 3
-    percentile = txsim_core.build_model("adc", "uniform", calibration="percentile")
-    parts = SplitCurrents(torch.ones(6, 1, 2), 2)
-    assert not percentile.convert_parts(parts) and parts.drawn == 0  # needs all at once
-    percentile(torch.ones(2, 1, 2))
-    percentile.eval()  # frozen in evaluation: parts are fine
-    assert percentile.convert_parts(parts) and parts.drawn == 3
+
+
+@pytest.mark.parametrize("scope", ["layer", "array"])
+def test_a_percentile_from_parts_is_that_of_the_whole_minibatch(scope):
+    whole, parted = (
+        txsim_core.build_model(
+            "adc",
+            "uniform",
+            bits=6,
+            calibration="percentile",
+            percentile=q,
+            calibration_scope=scope,
+        )
+        for q in (99.0, 99.0)
+    )
+    gen = torch.Generator().manual_seed(4)
+    skewed = torch.randn(40, 3, 5, generator=gen) ** 3  # heavy tails, most values near 0
+    ties = torch.randint(-3, 4, (40, 3, 5), generator=gen).float()  # many equal values
+    for batch in (skewed, ties, 5 * skewed):
+        expected = whole(batch)
+        parts = SplitCurrents(batch, 7)
+        assert parted.convert_parts(parts)
+        assert parts.drawn == 4 * len(parts.parts)  # largest, histogram, selection, conversion
+        assert torch.equal(parts.converted(), expected)
+        assert torch.equal(parted.full_scale, whole.full_scale)
+    parted.eval()  # frozen in evaluation: one pass
+    parts = SplitCurrents(skewed, 7)
+    assert parted.convert_parts(parts) and parts.drawn == len(parts.parts)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.1, 50.0, 99.9, 100.0])
+@pytest.mark.parametrize("per_unit", [False, True])
+def test_percentile_of_parts_equals_percentile_of_everything(q, per_unit):
+    gen = torch.Generator().manual_seed(int(q * 10))
+    current = torch.randn(33, 4, 6, generator=gen, dtype=torch.float64).exp() - 1.0
+    current[5:9] = 0.0  # repeated values, and a bin holding many of them
+    magnitude = current.abs()
+    flat = magnitude.transpose(0, 1).reshape(4, -1) if per_unit else magnitude.reshape(1, -1)
+    stat, rows = percentile_of_parts(list(current.split(5)), q, per_unit)
+    assert rows == 33 and torch.equal(stat, percentile(flat, q))
+
+
+def test_percentile_of_parts_leaves_non_finite_currents_to_the_caller():
+    current = torch.randn(10, 2, 3)
+    current[3, 1, 2] = torch.inf
+    assert percentile_of_parts(list(current.split(4)), 90.0, False) is None
+    assert percentile_of_parts([current[:0]], 90.0, False) is None  # no currents
+    adc, reference = (
+        txsim_core.build_model("adc", "uniform", bits=6, calibration="percentile", percentile=90.0)
+        for _ in range(2)
+    )
+    parts = SplitCurrents(current, 4)
+    assert adc.convert_parts(parts)  # the currents gathered, observed whole
+    assert torch.equal(parts.converted(), reference(current))
+    assert torch.equal(adc.full_scale, reference.full_scale)
 
 
 @pytest.mark.parametrize(

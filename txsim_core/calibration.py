@@ -72,6 +72,7 @@ __all__ = [
     "adopt_buffer_shapes",
     "calibrating",
     "percentile",
+    "percentile_of_parts",
     "round_half_away",
     "synchronized_calibration",
     "to_lsb",
@@ -186,6 +187,95 @@ def percentile(values: torch.Tensor, q: float) -> torch.Tensor:
         return v_lo
     v_hi = torch.kthvalue(work, hi + 1, dim=-1).values
     return v_lo + (h - lo) * (v_hi - v_lo)
+
+
+PERCENTILE_BINS = 4096
+"""Histogram bins per group in :func:`percentile_of_parts` (the values of one or two bins are
+kept to select the order statistics)."""
+
+
+@torch.no_grad()
+def percentile_of_parts(
+    parts: Iterable[torch.Tensor], q: float, per_unit: bool
+) -> tuple[torch.Tensor, int] | None:
+    """:func:`percentile` of ``|I|`` over a minibatch given in parts, exactly, in bounded memory.
+
+    The same value as ``percentile(|I| flattened per group, q)`` of the whole minibatch (``per_unit``:
+    one group per unit, ``I[:, u, :]``; else one group): three passes over the parts. The first
+    finds each group's largest ``|I|`` (``top``); the second counts the values in
+    :data:`PERCENTILE_BINS` bins ``floor(|I| * bins / top)`` (monotonic in ``|I|``, so the bins are
+    ordered) and finds the bins that hold the two order statistics the interpolation needs; the
+    third keeps only the values of those bins, sorts them and picks the order statistics.
+
+    Args:
+        parts: the minibatch's currents, ``(B_i, units, channels)`` each, iterable three times
+            (each iteration yields the same values).
+        q: the percentile, in [0, 100].
+        per_unit: one percentile per unit instead of one for all.
+
+    Returns:
+        The percentile (``(units,)`` or ``(1,)``) and the minibatch's rows; None where there are
+        no currents, or where some are not finite (then the caller needs them all at once).
+    """
+    top, rows, units, channels = None, 0, 0, 0
+    for part in parts:
+        if part.numel() == 0:
+            continue
+        magnitude = part.abs()
+        largest = magnitude.amax(dim=(0, 2)) if per_unit else magnitude.amax().reshape(1)
+        top = largest if top is None else torch.maximum(top, largest)
+        rows, (units, channels) = rows + part.shape[0], tuple(part.shape[1:])
+    if top is None or not bool(torch.isfinite(top).all()):
+        return None
+    groups = top.numel()
+    n = rows * channels * (1 if per_unit else units)
+    h = q / 100.0 * (n - 1)
+    lo = int(h)
+    hi = min(lo + 1, n - 1)
+    scale = torch.where(top > 0, PERCENTILE_BINS / top, torch.zeros_like(top)).view(1, -1, 1)
+    offsets = (torch.arange(units, device=top.device) * PERCENTILE_BINS).view(1, -1, 1)
+
+    def bins(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``|I|`` and its bin index within the group (offset by the group's bins if per unit)."""
+        magnitude = part.abs()
+        index = (magnitude * scale).floor_().clamp_(max=PERCENTILE_BINS - 1).long()
+        return magnitude, index + offsets if per_unit else index
+
+    counts = torch.zeros(groups * PERCENTILE_BINS, dtype=torch.long, device=top.device)
+    for part in parts:
+        if part.numel() > 0:
+            counts += torch.bincount(bins(part)[1].flatten(), minlength=counts.numel())
+    cumulative = counts.view(groups, PERCENTILE_BINS).cumsum(-1)
+    ranks = torch.tensor([[lo, hi]], device=top.device).expand(groups, 2).contiguous()
+    found = torch.searchsorted(cumulative, ranks, right=True)  # the bins of ranks lo and hi
+    below = torch.where(
+        found[:, :1] > 0, cumulative.gather(1, (found[:, :1] - 1).clamp(min=0)), 0
+    ).squeeze(1)  # values before the bin of rank lo
+    first = (found[:, 0] + torch.arange(groups, device=top.device) * PERCENTILE_BINS).view(-1)
+    last = (found[:, 1] + torch.arange(groups, device=top.device) * PERCENTILE_BINS).view(-1)
+    kept_values, kept_groups = [], []
+    for part in parts:
+        if part.numel() == 0:
+            continue
+        magnitude, index = bins(part)
+        group = index // PERCENTILE_BINS
+        keep = (index >= first[group]) & (index <= last[group])
+        kept_values.append(magnitude[keep])
+        kept_groups.append(group[keep])
+    values, group = torch.cat(kept_values), torch.cat(kept_groups)
+    if values.dtype not in (torch.float32, torch.float64):
+        values = values.float()  # as percentile() computes
+    order = torch.argsort(values, stable=True)
+    order = order[torch.argsort(group[order], stable=True)]  # by group, then by value
+    values = values[order]
+    start = torch.bincount(group, minlength=groups).cumsum(0) - torch.bincount(
+        group, minlength=groups
+    )
+    v_lo = values[start + (lo - below)]
+    if hi == lo or h == lo:
+        return v_lo, rows
+    v_hi = values[start + (hi - below)]
+    return v_lo + (h - lo) * (v_hi - v_lo), rows
 
 
 def adopt_buffer_shapes(
@@ -322,12 +412,17 @@ class FullScale(torch.nn.Module):
                 "Expected currents of shape (B, units, channels), but got shape "
                 f"{tuple(current.shape)}."
             )
-        if self.per_unit and self.value.numel() == 0:
-            self.setup(current.shape[1])
-        if self.per_unit and current.shape[1] != self.value.shape[0]:
+        if self.per_unit:
+            self._check_units(current.shape[1], tuple(current.shape))
+
+    def _check_units(self, units: int, shape: tuple[int, ...] | None = None) -> None:
+        """Per-unit scope: size the full scale for ``units`` units, or check that it has them."""
+        if self.value.numel() == 0:
+            self.setup(units)
+        if units != self.value.shape[0]:
             raise ConfigError(
-                f"Expected currents of {self.value.shape[0]} units (as set up), but got shape "
-                f"{tuple(current.shape)}."
+                f"Expected currents of {self.value.shape[0]} units (as set up), but got "
+                + (f"shape {shape}." if shape is not None else f"{units} units.")
             )
 
     @torch.no_grad()
@@ -345,6 +440,21 @@ class FullScale(torch.nn.Module):
             stat = percentile(flat, self.params.percentile)
         self._fold(stat, current.shape[0])
 
+    def _observe_percentile_parts(self, parts: CurrentParts) -> None:
+        """Fold a minibatch given in parts into a percentile statistic (see
+        :func:`percentile_of_parts`; non-finite currents are gathered and observed whole)."""
+        found = percentile_of_parts(parts, self.params.percentile, self.per_unit)
+        if found is not None:
+            stat, rows = found
+            if self.per_unit:
+                self._check_units(stat.numel())
+            self._fold(stat, rows)
+            return
+        whole = torch.cat([part.clone() for part in parts])
+        self._check(whole)
+        if whole.numel() > 0:
+            self.observe(whole)
+
     @torch.no_grad()
     def convert_parts(
         self, parts: CurrentParts, convert: Callable[[torch.Tensor], torch.Tensor]
@@ -361,14 +471,18 @@ class FullScale(torch.nn.Module):
           scale, as ever). Once the currents have stopped growing, most minibatches take one
           pass;
         * ``"max"`` on the first minibatch: a pass that observes, then one that converts;
-        * ``"percentile"``: returns False without drawing a part (it needs all currents at once).
+        * ``"percentile"``: three passes that find the minibatch's percentile exactly
+          (:func:`percentile_of_parts`), then one that converts.
         """
         if not self.wants_data():
             for part in parts:
                 parts.emit(convert(part))
             return True
         if self.params.calibration != "max":
-            return False
+            self._observe_percentile_parts(parts)
+            for part in parts:
+                parts.emit(convert(part))
+            return True
         speculate = self._seen > 0
         before = self.value.clone()
         stat, rows = None, 0

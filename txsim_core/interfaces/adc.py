@@ -74,8 +74,7 @@ class ADC(Model, abc.ABC):
 
         Returns:
             Whether the minibatch was converted, the last pass having emitted every part. False
-            (the default; also the answer where a statistic needs all currents at once, such
-            as a percentile) makes the layer convert the whole minibatch in one call of
+            (the default) makes the layer convert the whole minibatch in one call of
             :meth:`convert_in_place`; nothing may be emitted then. Converted parts together
             equal :meth:`forward` of the whole minibatch (bit for bit without random noise;
             with noise, the same distribution).
