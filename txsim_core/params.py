@@ -232,6 +232,24 @@ class ResistanceRange:
         return 1.0 / float(self.params.r_min)
 
 
+class ConductanceRange:
+    """Mixin for a device model (mapping or update) whose parameters give the device's range as
+    conductances ``g_min`` and ``g_max`` in siemens. List it before the model's interface among
+    the bases."""
+
+    params: Any
+
+    @property
+    def g_min(self) -> float:
+        """Lowest conductance in siemens."""
+        return float(self.params.g_min)
+
+    @property
+    def g_max(self) -> float:
+        """Highest conductance in siemens."""
+        return float(self.params.g_max)
+
+
 def check_conductance_range(params: Any) -> None:
     """Raise ``ValueError`` unless ``params.g_min < params.g_max``; for ``__attrs_post_init__``."""
     if params.g_max <= params.g_min:

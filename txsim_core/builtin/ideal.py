@@ -9,6 +9,7 @@ from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, ArraySolver, DifferentialMapping, UpdateModel
 from txsim_core.interfaces.solver import Direction
 from txsim_core.params import (
+    ConductanceRange,
     cell_bits_parameter,
     check_conductance_range,
     conductance_parameter,
@@ -70,16 +71,8 @@ class IdealMappingParams:
         check_conductance_range(self)
 
 
-class IdealMapping(DifferentialMapping):
+class IdealMapping(ConductanceRange, DifferentialMapping):
     """Linear weight-to-conductance mapping on differential pairs, with no device errors."""
-
-    @property
-    def g_min(self) -> float:
-        return float(self.params.g_min)
-
-    @property
-    def g_max(self) -> float:
-        return float(self.params.g_max)
 
 
 class IdealSolver(ArraySolver):
@@ -108,16 +101,8 @@ class IdealUpdateParams:
         check_conductance_range(self)
 
 
-class IdealUpdate(UpdateModel):
+class IdealUpdate(ConductanceRange, UpdateModel):
     """Writes exactly the requested change, clipped to ``[g_min, g_max]``."""
-
-    @property
-    def g_min(self) -> float:
-        return float(self.params.g_min)
-
-    @property
-    def g_max(self) -> float:
-        return float(self.params.g_max)
 
     def step(
         self, g: torch.Tensor, dg: torch.Tensor, generator: torch.Generator | None = None

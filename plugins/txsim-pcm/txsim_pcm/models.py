@@ -39,6 +39,7 @@ import torch
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import DifferentialMapping, UpdateModel
 from txsim_core.params import (
+    ConductanceRange,
     cell_bits_parameter,
     check_conductance_range,
     conductance_parameter,
@@ -141,7 +142,7 @@ class PCMMappingParams:
             )
 
 
-class PCMMapping(DifferentialMapping):
+class PCMMapping(ConductanceRange, DifferentialMapping):
     """PCM devices on differential pairs (linear sign-magnitude encoding, optionally sliced).
 
     :meth:`setup` samples, per device, a drift exponent ``nu`` and a variation factor; then
@@ -156,14 +157,6 @@ class PCMMapping(DifferentialMapping):
         super().__init__(params)
         self.register_buffer("drift_nu", None)
         self.register_buffer("d2d_gain", None)
-
-    @property
-    def g_min(self) -> float:
-        return float(self.params.g_min)
-
-    @property
-    def g_max(self) -> float:
-        return float(self.params.g_max)
 
     @property
     def drift_time_ratio(self) -> float:
@@ -320,7 +313,7 @@ class PCMUpdateParams:
             )
 
 
-class PCMUpdate(UpdateModel):
+class PCMUpdate(ConductanceRange, UpdateModel):
     """PCM differential-pair update: the net request of each pair SETs one device.
 
     For each pair the net request ``d = dg[..., 0, :, :] - dg[..., 1, :, :]`` is written as a
@@ -332,14 +325,6 @@ class PCMUpdate(UpdateModel):
     ``G+ - G-`` is reprogrammed onto the device of its sign, with programming noise
     ``sigma_prog`` (:func:`programming_noise_std`).
     """
-
-    @property
-    def g_min(self) -> float:
-        return float(self.params.g_min)
-
-    @property
-    def g_max(self) -> float:
-        return float(self.params.g_max)
 
     def _set_moments(
         self, g: torch.Tensor, r: torch.Tensor
