@@ -197,6 +197,25 @@ def test_cache_sized_groups_of_arrays_give_the_same_admittance(monkeypatch):
     torch.testing.assert_close(grouped[3:4], single, rtol=1e-13, atol=0.0)
 
 
+def test_replayed_solves_follow_new_arrays_and_resistances(monkeypatch):
+    """The first group's solve is recorded and replayed for the other groups and later calls."""
+    from txsim_fcm import network
+
+    network.clear_workspace()
+    monkeypatch.setattr(network, "CPU_CHUNK_SITES", 2 * 16 * 8 // torch.get_num_threads())
+    for resistances in (RESISTANCES, dict(r_source=20.0, r_sink=5.0, r_row=2.0, r_col=3.0)):
+        solver = txsim_core.build_model("solver", "fcm", **resistances)
+        for seed, regime in enumerate(REGIMES):  # groups of 2 arrays, then 1: replays and records
+            g = random_array((5, 16, 8), regime, 20 + seed)
+            g_eff = solver.effective_conductance(torch.tensor(g), "forward").numpy()
+            for array, result in zip(g, g_eff, strict=True):
+                reference = ng.nodal_effective_conductance(
+                    array, direction="forward", **resistances
+                )
+                assert np.abs(result - reference).max() < 1e-9 * np.abs(reference).max()
+    assert len(network._PROGRAMS) == 4  # (2 and 1 arrays) x (2 wire resistances)
+
+
 def test_reuse_of_the_last_solve_follows_the_tensor_and_its_version():
     g = torch.tensor(random_array((3, 8, 8), "pcm", 12))
     fresh = txsim_core.build_model("solver", "fcm", reuse_last=False)

@@ -39,9 +39,10 @@ class FCMParams(CircuitParams):
     keep_workspace: bool = parameter(
         True,
         kind=bool,
-        help="On the CPU, keep the working memory between calls (one buffer per process, "
-        "shared by all fcm solvers): later calls skip the cost of fresh memory pages. "
-        "False frees it after each call.",
+        help="On the CPU, keep the working memory and the recorded solves between calls (one "
+        "buffer per process, shared by all fcm solvers): later calls skip the cost of fresh "
+        "memory pages and replay the solve of arrays of the same shape. False frees both after "
+        "each call.",
     )
 
 
