@@ -160,6 +160,23 @@ def _weight_grad(ctx: Any, x_digital: torch.Tensor, e_digital: torch.Tensor) -> 
     return geometry.grad_weight(x_digital, shape, e_digital).reshape(ctx.array.weight.shape)
 
 
+def _quantize_input(
+    ctx: Any, x: torch.Tensor, array: CrossbarArray, geometry: ConvGeometry
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale a convolution's input per sample and quantize it, keeping what backward needs:
+    returns ``x_n`` ``(B, C * prod(size))`` and the scales ``(B, 1)``."""
+    x_n, x_scale = array.quantize(x.reshape(x.shape[0], -1), "forward", 1)
+    ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
+    ctx.save_for_backward(x_n, x_scale)
+    return x_n, x_scale
+
+
+def _rescale(y_n: torch.Tensor, scale: torch.Tensor, array: CrossbarArray) -> torch.Tensor:
+    """A normalized convolution output or input gradient ``(B, C, *size)`` times each sample's
+    scale ``(B, 1)`` and ``w_max``."""
+    return y_n * (scale * array.w_max).reshape(y_n.shape[0], *[1] * (y_n.dim() - 1))
+
+
 class ExactAdcConv(torch.autograd.Function):
     """A convolution on crossbars whose ADCs are exact in both directions.
 
@@ -176,12 +193,8 @@ class ExactAdcConv(torch.autograd.Function):
         array: CrossbarArray,
         geometry: ConvGeometry,
     ) -> torch.Tensor:
-        batch = x.shape[0]
-        x_n, x_scale = array.quantize(x.reshape(batch, -1), "forward", 1)
-        ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
-        ctx.save_for_backward(x_n, x_scale)
-        y = _collapsed_conv(array, geometry, x_n, x.shape)
-        return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))
+        x_n, x_scale = _quantize_input(ctx, x, array, geometry)
+        return _rescale(_collapsed_conv(array, geometry, x_n, x.shape), x_scale, array)
 
     @staticmethod
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -189,7 +202,6 @@ class ExactAdcConv(torch.autograd.Function):
         geometry: ConvGeometry = ctx.geometry
         x_n, x_scale = ctx.saved_tensors
         batch = grad_y.shape[0]
-        ones = [1] * (grad_y.dim() - 1)
         e_n, e_scale = array.quantize(grad_y.reshape(batch, -1), "backward", 1)
         grad_x = grad_w = None
         if all(ctx.needs_input_grad[:2]) and array.skips_conversion("backward"):
@@ -204,7 +216,7 @@ class ExactAdcConv(torch.autograd.Function):
             e_eff = array.convert_collapsed(e_n, "backward").reshape(grad_y.shape)
             w_eff = array.effective_weight("backward").t().reshape(geometry.weight_shape)
             grad_x = geometry.grad_input(ctx.x_shape, w_eff, e_eff)
-            grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
+            grad_x = _rescale(grad_x, e_scale, array)
         if ctx.needs_input_grad[1]:
             x_digital = (x_n * x_scale).reshape(ctx.x_shape)
             grad_w = _weight_grad(ctx, x_digital, (e_n * e_scale).reshape(grad_y.shape))
@@ -232,20 +244,15 @@ class AnalogConv(torch.autograd.Function):
         array: CrossbarArray,
         geometry: ConvGeometry,
     ) -> torch.Tensor:
-        batch, size = x.shape[0], tuple(x.shape[2:])
-        x_n, x_scale = array.quantize(x.reshape(batch, -1), "forward", 1)
-        ctx.array, ctx.geometry, ctx.x_shape = array, geometry, x.shape
-        ctx.save_for_backward(x_n, x_scale)
-        out_size = geometry.output_size(size)
+        x_n, x_scale = _quantize_input(ctx, x, array, geometry)
         if array.uses_exact_adc("forward"):
-            y = _collapsed_conv(array, geometry, x_n, x.shape)
-        else:
-            volts, pass_weights = array.drive(x_n.reshape(x.shape), "forward")
-            rows = PatchRows(volts, geometry)
-            positions = rows.step
-            y_n = array.sense(rows, pass_weights, "forward")
-            y = y_n.reshape(batch, positions, -1).transpose(1, 2).reshape(batch, -1, *out_size)
-        return y * (x_scale * array.w_max).reshape(batch, *[1] * (y.dim() - 1))
+            return _rescale(_collapsed_conv(array, geometry, x_n, x.shape), x_scale, array)
+        volts, pass_weights = array.drive(x_n.reshape(x.shape), "forward")
+        rows = PatchRows(volts, geometry)
+        y_n = array.sense(rows, pass_weights, "forward")  # (B * positions, M)
+        batch = x.shape[0]
+        y_n = y_n.reshape(batch, rows.step, -1).transpose(1, 2).reshape(batch, -1, *rows.out_size)
+        return _rescale(y_n, x_scale, array)
 
     @staticmethod
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -253,7 +260,6 @@ class AnalogConv(torch.autograd.Function):
         geometry: ConvGeometry = ctx.geometry
         x_n, x_scale = ctx.saved_tensors
         batch, channels = grad_y.shape[:2]
-        ones = [1] * (grad_y.dim() - 1)
         e_n, e_scale = array.quantize(grad_y.reshape(batch, -1), "backward", 1)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
@@ -261,7 +267,7 @@ class AnalogConv(torch.autograd.Function):
             back = array.matmul(rows, "backward")  # (B * L, K)
             patches = back.reshape(batch, -1, back.shape[-1]).transpose(1, 2)
             grad_x = geometry.fold(patches, tuple(ctx.x_shape[2:]))
-            grad_x = grad_x * (e_scale * array.w_max).reshape(batch, *ones)
+            grad_x = _rescale(grad_x, e_scale, array)
         if ctx.needs_input_grad[1]:
             x_digital = (x_n * x_scale).reshape(ctx.x_shape)
             grad_w = _weight_grad(ctx, x_digital, (e_n * e_scale).reshape(grad_y.shape))
