@@ -60,37 +60,17 @@ def digits_experiment(
     )
 
 
-def digits_accuracy(
-    crossbar: Mapping[str, Any],
-    *,
-    epochs: int = 3,
-    hidden: int = 32,
-    lr: float = 0.1,
-    batch_size: int = 32,
-    seed: int = 0,
-    mode: str = "nonideal",
-) -> float:
-    """Final test accuracy (fraction) of an MLP 64-``hidden``-10 trained on the 8x8 digits.
+def digits_accuracy(crossbar: Mapping[str, Any], **settings: Any) -> float:
+    """Final test accuracy (fraction) of an MLP 64-``hidden``-10 trained on the 8x8 digits
+    (1,437 training digits; 360 are held out for testing).
 
     Args:
         crossbar: the ``crossbar`` table of the configuration (as for ``convert``).
-        epochs: training epochs over the 1,437 training digits (360 are held out for testing).
-        hidden: width of the hidden layer.
-        lr: learning rate of the crossbar SGD.
-        batch_size: minibatch size.
-        seed: seeds weights, data order and every random model.
-        mode: ``"nonideal"`` trains on the configured crossbars; ``"native"`` and ``"ideal"``
-            give the references.
+        settings: as for :func:`digits_experiment` (``epochs``, ``hidden``, ``lr``,
+            ``batch_size``, ``seed``, ``limit_train``, and ``mode``: ``"nonideal"`` trains on the
+            configured crossbars, ``"native"`` and ``"ideal"`` give the references).
     """
-    experiment = digits_experiment(
-        crossbar,
-        epochs=epochs,
-        hidden=hidden,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        mode=mode,
-    )
+    experiment = digits_experiment(crossbar, **settings)
     with tempfile.TemporaryDirectory(prefix="txsim-digits-") as folder:
         rows = train_run(experiment, Path(folder) / "run", progress=False, echo=lambda text: None)
     return float(rows[-1]["test_accuracy"])
