@@ -8,9 +8,9 @@ import torch
 from numpy.polynomial import polynomial as npoly
 
 import txsim_core
-from txsim_core import ConfigError
+from txsim_core import ConfigError, calibration
 from txsim_core.builtin.converters import MultiBitDAC, UniformADC
-from txsim_core.calibration import FullScale, calibrating, percentile
+from txsim_core.calibration import FullScale, calibrating, percentile, signed_codes_
 
 
 def uniform(**params) -> UniformADC:
@@ -69,6 +69,39 @@ def test_uniform_adc_ties_round_away_from_zero_and_zero_is_exact():
     current = torch.tensor([-2.5, -0.5, -0.49, 0.0, 0.49, 0.5, 2.5], dtype=torch.float64)
     out = adc(current.view(-1, 1, 1)).flatten()
     assert out.tolist() == [-3.0, -1.0, 0.0, 0.0, 0.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_signed_codes_round_half_away_saturate_keep_the_sign_bit_and_pass_nan(dtype, monkeypatch):
+    """Against the formula written elementwise in Python, across chunk boundaries and on a
+    strided input: ``sign bit * min(floor(|x| + 1/2), L)`` in the dtype, NaN to NaN."""
+    monkeypatch.setattr(calibration, "CODE_CHUNK", 7)  # several chunks and a short last one
+    values = [0.0, -0.0, 0.49, -0.49, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 6.5, -6.5, 7.4, -8.0]
+    values += [1e30, -1e30, float("inf"), float("-inf"), float("nan"), 1e-40, -1e-40]
+    x = torch.tensor(values, dtype=torch.float64).to(dtype)
+    levels = 7
+    expected = []
+    for v in x.tolist():  # exact: the values of the dtype, rounded to it after + 1/2
+        if v != v:
+            expected.append(v)
+            continue
+        half = torch.tensor(abs(v), dtype=dtype) + 0.5
+        magnitude = min(float(torch.floor(half)), levels)
+        expected.append(-magnitude if torch.signbit(torch.tensor(v)) else magnitude)
+    want = torch.tensor(expected, dtype=torch.float64).to(dtype)
+    strided = torch.stack((x, torch.zeros_like(x)), dim=1)[:, 0]
+    for given in (x.clone(), strided):
+        got = signed_codes_(given, levels)
+        assert got is given
+        assert torch.equal(got.isnan(), want.isnan())
+        number = ~want.isnan()
+        assert torch.equal(torch.signbit(got[number]), torch.signbit(want[number]))  # -0.0 too
+        assert torch.equal(got.nan_to_num(), want.nan_to_num())
+
+
+def test_signed_codes_name_the_dtypes_they_take():
+    with pytest.raises(ConfigError, match=r"Expected values in one of .*float32.*torch.int32"):
+        signed_codes_(torch.zeros(3, dtype=torch.int32), 7)
 
 
 def test_uniform_adc_inl_polynomial_moves_the_transitions():

@@ -74,6 +74,7 @@ __all__ = [
     "percentile",
     "percentile_of_parts",
     "round_half_away",
+    "signed_codes_",
     "synchronized_calibration",
     "to_lsb",
 ]
@@ -133,6 +134,57 @@ class FullScaleParams:
 def round_half_away(x: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer, ties away from zero (``2.5 -> 3``, ``-2.5 -> -3``)."""
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+BIT_PATTERN_DTYPES = {
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+}
+"""The integer type of each float type's bit pattern: the float types :func:`signed_codes_`
+takes."""
+
+CODE_CHUNK = 1 << 18
+"""Values :func:`signed_codes_` rounds at a time on the CPU (its only temporary, their sign
+bits, is 1 MiB for float32); one chunk elsewhere."""
+
+
+def signed_codes_(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round values in LSB to the codes of a sign-magnitude converter, in place.
+
+    The code of ``x`` is ``s * min(floor(fl(|x| + 1/2)), levels)``: the magnitude rounds half
+    away from zero (a converter with a half-LSB shift) and saturates at ``levels`` (``+-inf``
+    included); the sign ``s`` is the sign bit of ``x``, so ``-0.0`` and small negative values
+    give a negative zero code ``-0.0``. NaN stays NaN.
+
+    The sign is carried in the bit patterns: taken with an integer AND before the magnitude is
+    rounded and put back with an integer OR (a third of the time of ``copysign``, half that of
+    multiplying by a sign).
+
+    Args:
+        x: values in LSB, float16, bfloat16, float32 or float64; overwritten with the codes.
+        levels: the largest magnitude code, ``2**(bits-1) - 1``.
+
+    Returns:
+        ``x``, holding the codes (as values of its dtype).
+    """
+    bits = BIT_PATTERN_DTYPES.get(x.dtype)
+    if bits is None:
+        raise ConfigError(
+            f"Expected values in one of {sorted(str(d) for d in BIT_PATTERN_DTYPES)}, but got "
+            f"{x.dtype}."
+        )
+    work = x.contiguous()  # flat views below (a copy only for a strided input)
+    flat = work.view(-1)
+    chunk = CODE_CHUNK if x.device.type == "cpu" else max(flat.numel(), 1)
+    signs = torch.empty(min(chunk, flat.numel()), dtype=bits, device=x.device)
+    sign_bit = torch.iinfo(bits).min  # only the sign bit set
+    for part in flat.split(chunk):
+        sign = torch.bitwise_and(part.view(bits), sign_bit, out=signs[: part.numel()])
+        part.abs_().add_(0.5).floor_().clamp_(max=levels)
+        part.view(bits).bitwise_or_(sign)
+    return x if work is x else x.copy_(work)
 
 
 def to_lsb(

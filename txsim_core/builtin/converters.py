@@ -49,7 +49,13 @@ from typing import Any
 import attrs
 import torch
 
-from txsim_core.calibration import FullScale, FullScaleParams, round_half_away, to_lsb
+from txsim_core.calibration import (
+    FullScale,
+    FullScaleParams,
+    round_half_away,
+    signed_codes_,
+    to_lsb,
+)
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, DAC, CurrentParts
 from txsim_core.params import Check, parameter
@@ -150,7 +156,12 @@ class UniformADCParams(FullScaleParams):
 
 
 class UniformADC(ADC):
-    """N-bit uniform sign-magnitude quantizer with saturation and an optional INL polynomial."""
+    """N-bit uniform sign-magnitude quantizer with saturation and an optional INL polynomial.
+
+    The output of a current ``I`` is ``s * min(floor(|x| + 1/2), L) * LSB``, ``x = I / LSB``
+    plus the INL, ``L = 2**(bits-1) - 1``, ``s`` the sign of ``x`` (its sign bit, so ``-0.0``
+    gives ``-0.0``); NaN stays NaN (see :func:`~txsim_core.calibration.signed_codes_`).
+    """
 
     def __init__(self, params: UniformADCParams) -> None:
         super().__init__(params)
@@ -189,9 +200,7 @@ class UniformADC(ADC):
             x = x + polyval(self.params.inl, x / self.levels)
         elif not in_place:
             x = x.clone()
-        # in place on x: the sign kept as one byte, code = sign * min(floor(|x| + 1/2), levels)
-        sign = (x < 0).to(torch.int8).mul_(-2).add_(1)
-        return x.abs_().add_(0.5).floor_().clamp_(max=self.levels).mul_(sign).mul_(lsb)
+        return signed_codes_(x, self.levels).mul_(lsb)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,13 +8,16 @@ values. An N-bit converter (sign included) has ``M = N - 1`` magnitude bits and 
 Conversion (one comparator, N decisions, all conversions at once; ``o`` the instance's offset and
 ``n_0 .. n_M`` independent noise samples, all in LSB):
 
-1. sign: ``s = +1`` if ``x + o + n_0 >= 0`` else ``-1``;
+1. sign: ``s = -1`` if ``x + o + n_0`` is negative, else ``+1`` (a zero input counts by the
+   sign of its float: ``-0.0`` is negative, as in :func:`~txsim_core.calibration.signed_codes_`);
 2. magnitude, for ``i = M-1 .. 0``: the capacitive DAC tries ``trial = level + w_i``; the
    comparator keeps bit ``i`` (``level = trial``) if ``s * (x + o + n) + 1/2 >= trial``.
    The DAC moves the residue towards zero from the side the sign decision chose (a differential
    SAR), so the comparator's offset shifts every transition of both signs alike; the half-LSB
    shift makes the converter round instead of truncate;
 3. output ``s * code * LSB``, ``code = sum of kept 2**i``: the digital value of the code.
+   NaN in, NaN out: a NaN current means the simulation has already failed, and the converter
+   passes it on rather than hide it behind a code.
 
 Without errors ``w_i = 2**i`` and the output is ``sign(x) * min(floor(|x| + 1/2), L) * LSB``,
 exactly the ``uniform`` ADC. Saturation: beyond ``+-FS`` every bit is kept, code ``+-L``.
@@ -40,8 +43,12 @@ Computation: :meth:`SARADC._convert_loop` runs the steps above as written, one d
 the other over all conversions at once; it is the reference. ``forward`` gives the same bits
 (tests compare bit patterns, signed zeros and NaN included) by the fastest of three paths:
 
-1. exact DAC (``w_i = 2**i``) and no noise: the closed form ``s * min(floor(fl(|x + o| +
-   1/2)), L)``, a few in-place passes (:meth:`SARADC._convert_exact`);
+1. exact DAC (``w_i = 2**i``) and no noise: every trial level is an integer, exact in the
+   dtype (checked by :meth:`SARADC._dac_state`), so the decisions ``v >= level + 2**i`` from
+   the MSB down are a binary search over the integers and the code is ``min(floor(v), L)`` for
+   ``v = fl(|x + o| + 1/2)`` (what the loop compares: ``s * (x + o)`` is ``|x + o|``). That is
+   the rounding of the ``uniform`` ADC, :func:`~txsim_core.calibration.signed_codes_`: a few
+   in-place passes, with ``+-inf`` saturating and NaN passed on as in the loop;
 2. mismatched DAC and no noise: the transfer curve of each instance is a fixed,
    non-decreasing staircase, so the code is the number of its transition levels at or below
    the input, found with one bucket lookup in a table built once per instance from
@@ -62,21 +69,17 @@ from typing import Any
 import attrs
 import torch
 
-from txsim_core.calibration import FullScale, FullScaleParams, adopt_buffer_shapes, to_lsb
+from txsim_core.calibration import (
+    BIT_PATTERN_DTYPES,
+    FullScale,
+    FullScaleParams,
+    adopt_buffer_shapes,
+    signed_codes_,
+    to_lsb,
+)
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import ADC, CurrentParts
 from txsim_core.params import parameter
-
-_BIT_PATTERNS = {
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-    torch.float32: torch.int32,
-    torch.float64: torch.int64,
-}
-"""The integer type of each float type's bit pattern (the exact path sets sign bits with it)."""
-
-CPU_CHUNK = 1 << 18
-"""Values converted at a time by the exact path on the CPU (1 MiB of float32: cache-sized)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -409,7 +412,7 @@ class SARADC(ADC):
             if not state.finite:
                 return self._convert_loop(seen, lsb, generator)
             if generator is None and state.binary and state.closed_form:
-                return self._convert_exact(seen, lsb)
+                return signed_codes_(seen, self.levels).mul_(lsb)
             if generator is None and state.table is not None:
                 return self._convert_table(seen, lsb, state.table)
             return self._convert_steps(seen, lsb, generator, state.binary)
@@ -427,14 +430,14 @@ class SARADC(ADC):
         p = self.params
         dtype = seen.dtype
 
-        def decide(value: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
-            """One comparator decision ``value + noise >= threshold`` for every conversion."""
+        def noisy(value: torch.Tensor) -> torch.Tensor:
+            """``value`` as the comparator sees it in one decision: plus fresh noise."""
             if generator is None:
-                return value >= threshold
+                return value
             noise = torch.randn(seen.shape, generator=generator, device=seen.device, dtype=dtype)
-            return value + p.sigma_noise * noise >= threshold
+            return value + p.sigma_noise * noise
 
-        sign = torch.where(decide(seen, 0.0), 1.0, -1.0).to(dtype)
+        sign = torch.where(torch.signbit(noisy(seen)), -1.0, 1.0).to(dtype)
         # magnitude seen by the comparator, with the half-LSB shift; the noise is symmetric, so
         # adding it after the polarity swap has the same distribution as before
         v = sign * seen + 0.5
@@ -443,42 +446,10 @@ class SARADC(ADC):
         weights = self.cap_weights.to(device=seen.device, dtype=dtype).movedim(-1, 0).contiguous()
         for i in reversed(range(p.bits - 1)):
             trial = level + weights[i]
-            keep = decide(v, trial)
+            keep = noisy(v) >= trial
             level = torch.where(keep, trial, level)
             code = code + keep.to(dtype) * float(2**i)
-        return sign * code * lsb
-
-    def _convert_exact(self, seen: torch.Tensor, lsb: torch.Tensor) -> torch.Tensor:
-        """Exact DAC (weights ``2**i``), no noise: the loop in closed form, in place on ``seen``.
-
-        With ``w_i = 2**i`` every trial level is an integer, exact in the dtype (checked by
-        :meth:`_dac_state`), so the decisions ``v >= level + 2**i`` from the MSB down are a
-        binary search over the integers: after bit ``i`` the level is
-        ``min(floor(v / 2**i), 2**(M-i) - 1) * 2**i``, and the code is
-        ``min(floor(v), L)`` for ``v = fl(|seen| + 1/2) >= 1/2`` (``v`` is exactly what the
-        loop compares: ``sign * seen`` is ``|seen|``, also for ``-0.0``). ``+-inf`` saturates
-        like the loop; NaN fails every comparison, so its code is 0 with sign ``-1``. The sign
-        of ``seen + 0`` (``-0.0 + 0 = +0``) is the loop's sign decision for every non-NaN
-        input, so zero codes keep the loop's signed zero (``+0`` for ``seen >= 0``, ``-0.0``
-        included, ``-0`` below); NaN stays NaN through the passes and becomes the loop's
-        ``-0`` at the end. The output is ``(sign * code) * lsb``, the same product as the loop.
-
-        The sign is put back as the sign bit of ``seen + 0`` (an integer OR on the bit
-        patterns: the same result as ``copysign``, in a third of its time).
-
-        On the CPU the values are converted in chunks of :data:`CPU_CHUNK` (the sign bits of a
-        chunk are its only temporary, and the chunk stays in cache through the passes).
-        """
-        seen = seen.contiguous()  # flat views below (a copy only for a strided input)
-        flat = seen.view(-1)
-        chunk = CPU_CHUNK if seen.device.type == "cpu" else max(flat.numel(), 1)
-        bits = _BIT_PATTERNS[seen.dtype]
-        sign_bit = torch.iinfo(bits).min  # only the sign bit set
-        for part in flat.split(chunk):
-            sign = torch.add(part, 0.0).view(bits).bitwise_and_(sign_bit)
-            magnitude = part.abs_().add_(0.5).floor_().clamp_(max=self.levels)
-            magnitude.view(bits).bitwise_or_(sign)
-        return seen.nan_to_num_(nan=-0.0).mul_(lsb)
+        return torch.where(torch.isnan(seen), seen, sign * code * lsb)
 
     def _convert_table(self, seen: torch.Tensor, lsb: torch.Tensor, table: _Table) -> torch.Tensor:
         """Mismatched DAC, no noise: one bucket lookup per conversion, in place on ``seen``.
@@ -487,16 +458,17 @@ class SARADC(ADC):
         ``j(a) = trunc(min(a, J))`` (monotonic), every threshold in a lower bucket is below
         ``a`` and every one in a higher bucket above it, so
         ``code = base[j] + sum_d [a >= cand_d[j]]``, the candidates being the thresholds
-        from the bucket's first one on (``+inf`` past the last). NaN is mapped to
-        ``a = -1/2``: bucket 0, below every threshold (all are ``>= 0``), code 0. The sign
-        decision selects the half of the (duplicated) tables, so that it survives in the
-        sign bit of ``index - half`` for the final ``copysign``.
+        from the bucket's first one on (``+inf`` past the last). NaN is looked up as
+        ``a = -1/2`` (bucket 0, below every threshold, all ``>= 0``) and put back at the end.
+        The sign decision selects the half of the (duplicated) tables, so that it survives in
+        the sign bit of ``index - half`` for the final ``copysign``.
         """
         index_dtype = table.index_dtype
         seen = seen.contiguous()  # flat views below (a copy only for a strided input)
         work = torch.empty_like(seen)
         flag = work.view(index_dtype)
-        flag.copy_(seen >= 0.0)  # 1: sign decision +, 0: - (NaN included)
+        flag.copy_(~torch.signbit(seen))  # 1: sign decision +, 0: -
+        nan = torch.isnan(seen)
         a = seen.abs_().clamp_(max=table.top).nan_to_num_(nan=-0.5)
         index = a.to(index_dtype)  # trunc: the bucket
         index.add_(flag, alpha=table.half).add_(table.offset)
@@ -510,7 +482,7 @@ class SARADC(ADC):
         code = torch.index_select(table.base, 0, flat, out=a.view(-1)).view_as(a)
         code.add_(counts)
         index.sub_(table.half)  # < 0 (sign bit set) where the sign decision was -
-        return code.copysign_(index.view(a.dtype)).mul_(lsb)
+        return code.copysign_(index.view(a.dtype)).mul_(lsb).masked_fill_(nan, torch.nan)
 
     def _convert_steps(
         self,
@@ -538,8 +510,8 @@ class SARADC(ADC):
             return work.mul_(p.sigma_noise).add_(value)
 
         sign = torch.empty_like(seen)
-        torch.ge(noisy(seen), 0.0, out=sign)
-        sign.mul_(2.0).sub_(1.0)  # +-1
+        sign.copy_(torch.signbit(noisy(seen)))
+        sign.mul_(-2.0).add_(1.0)  # +-1
         v = seen.mul_(sign).add_(0.5)
         level = torch.zeros_like(seen)
         trial = torch.empty_like(seen)
@@ -551,7 +523,7 @@ class SARADC(ADC):
             if not binary:
                 code.add_(work, alpha=float(2**i))
             level.add_(work.mul_(weights[i]))
-        return code.mul_(sign).mul_(lsb)
+        return code.mul_(sign).mul_(lsb).masked_fill_(torch.isnan(v), torch.nan)
 
     def _dac_state(self, dtype: torch.dtype, device: torch.device) -> _DacState:
         """What the fast paths need of the DAC weights, cached per dtype and device.
@@ -580,7 +552,9 @@ class SARADC(ADC):
         ideal = 2.0 ** torch.arange(magnitude_bits, device=device, dtype=torch.float64)
         binary = bool(torch.equal(w.double(), ideal.expand_as(w)))
         # the closed form needs the integers up to 2**M exact in the dtype (and its bit patterns)
-        closed_form = dtype in _BIT_PATTERNS and 2.0**magnitude_bits * torch.finfo(dtype).eps <= 2
+        closed_form = (
+            dtype in BIT_PATTERN_DTYPES and 2.0**magnitude_bits * torch.finfo(dtype).eps <= 2
+        )
         table = None
         smallest = 4 * units * channels * 2**magnitude_bits  # base + 1 candidate, two halves
         if (
