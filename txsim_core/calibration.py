@@ -145,9 +145,10 @@ BIT_PATTERN_DTYPES = {
 """The integer type of each float type's bit pattern: the float types :func:`signed_codes_`
 takes."""
 
-CODE_CHUNK = 1 << 18
+CODE_CHUNK = 1 << 20
 """Values :func:`signed_codes_` rounds at a time on the CPU (its only temporary, their sign
-bits, is 1 MiB for float32); one chunk elsewhere."""
+bits, is 4 MiB for float32; a layer's part of currents, :data:`~txsim_core.crossbar.rows.
+PART_CURRENTS`, is one chunk, and 2**18 was 8 % slower); one chunk elsewhere."""
 
 
 def signed_codes_(x: torch.Tensor, levels: int) -> torch.Tensor:
