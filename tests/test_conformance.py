@@ -35,6 +35,10 @@ class TestUniformADC(ADCConformance):
     bad_params = [({"bits": 0}, "bits"), ({"percentile": 0.0}, "percentile")]
 
 
+class TestUniformPercentileADC(TestUniformADC):
+    params = {"bits": 6, "calibration": "percentile", "calibration_batches": 2}
+
+
 class TestIdealMapping(MappingConformance):
     name = "ideal"
     weight_bits = (4, 8)

@@ -99,6 +99,16 @@ def test_signed_codes_round_half_away_saturate_keep_the_sign_bit_and_pass_nan(dt
         assert torch.equal(got.nan_to_num(), want.nan_to_num())
 
 
+def test_uniform_adc_zero_current_is_silent_unless_the_inl_or_a_percentile_moves_it():
+    assert uniform(bits=6).zero_current_is_silent()
+    assert uniform(bits=6, inl=[0.49, 2.0]).zero_current_is_silent()  # 0 A: code 0
+    assert not uniform(bits=6, inl=[0.5]).zero_current_is_silent()  # 0 A: code 1
+    adc = uniform(bits=6, calibration="percentile", calibration_batches=1)
+    assert not adc.zero_current_is_silent()  # zeros would move the percentile
+    adc(torch.randn(4, 1, 3))
+    assert adc.zero_current_is_silent()  # frozen after its one calibration minibatch
+
+
 def test_signed_codes_name_the_dtypes_they_take():
     with pytest.raises(ConfigError, match=r"Expected values in one of .*float32.*torch.int32"):
         signed_codes_(torch.zeros(3, dtype=torch.int32), 7)

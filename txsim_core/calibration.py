@@ -422,6 +422,11 @@ class FullScale(torch.nn.Module):
         self.batches.zero_()
         self._seen = 0
 
+    def zeros_matter(self) -> bool:
+        """Whether 0 A currents in the next minibatch would move the full scale: only while a
+        ``"percentile"`` statistic calibrates (a maximum ignores them)."""
+        return self.params.calibration == "percentile" and self.wants_data()
+
     def wants_data(self) -> bool:
         """Whether the next call updates the calibrated statistic (see the module docstring)."""
         if self.is_fixed:

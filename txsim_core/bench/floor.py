@@ -10,7 +10,9 @@ the layer's dtype and device:
   array, slice and DAC pass at once. Forward ``(T_r, P_f * N, r) @ (T_r, r, T_c * S * c)``;
   backward ``(T_c, P_b * N, c) @ (T_c, c, T_r * S * r)``, with ``T_r x T_c`` arrays of which
   ``r`` rows and ``c`` columns are used, ``S`` weight slices, ``P_f`` / ``P_b`` the DAC passes of
-  the forward inputs and backward errors, and ``N`` the rows of the layer's input matrix (the
+  the forward inputs and backward errors that drove a row in the recorded step (a layer leaves
+  out the others where its ADC allows, see :meth:`~txsim_core.crossbar.array.CrossbarArray.
+  drive`), and ``N`` the rows of the layer's input matrix (the
   batch for a linear layer, batch times output positions for an unfolded convolution);
 * a crossbar direction whose ADC is exact (arrays, slices and passes summed before conversion):
   one ``torch.mm`` ``(N, K) @ (K, M)`` forward, ``(N, M) @ (M, K)`` backward;
@@ -65,6 +67,8 @@ class LayerCall:
         input_shape: the shape of its input; for a convolution, after zero padding.
         output_shape: the shape of its output.
         needs_input_grad: whether the input needed a gradient (not so for the first layer).
+        passes: for a crossbar layer, the DAC passes it drove per direction (``"forward"``,
+            ``"backward"``); a direction missing here counts every pass of its DAC.
     """
 
     name: str
@@ -72,6 +76,7 @@ class LayerCall:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     needs_input_grad: bool
+    passes: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -181,12 +186,12 @@ def _crossbar_products(call: LayerCall) -> list[Product]:
             a, b = ((n, k), (k, m)) if role == "forward" else ((n, m), (m, k))
             products.append(Product("mm", a, b, layer=call.name, role=role))
         elif role == "forward":
-            p = array.dac.num_passes(settings.input_bits)
+            p = call.passes.get(role) or array.dac.num_passes(settings.input_bits)
             products.append(
                 Product("bmm", (t_r, p * n, r), (t_r, r, t_c * s * c), layer=call.name, role=role)
             )
         else:
-            p = array.dac_backward.num_passes(settings.error_bits)
+            p = call.passes.get(role) or array.dac_backward.num_passes(settings.error_bits)
             products.append(
                 Product("bmm", (t_c, p * n, c), (t_c, c, t_r * s * r), layer=call.name, role=role)
             )
@@ -255,7 +260,8 @@ def floor_is_known(net: torch.nn.Module) -> bool:
 
 
 def record_layer_calls(net: torch.nn.Module, step: Callable[[], Any]) -> list[LayerCall] | None:
-    """Run ``step`` once and record the input and output of every weight layer of ``net``.
+    """Run ``step`` once and record the input and output of every weight layer of ``net``, and
+    the DAC passes that each crossbar layer drove in each direction.
 
     Returns:
         The calls in execution order, or None if ``net`` has a weight layer that the floor does
@@ -272,18 +278,36 @@ def record_layer_calls(net: torch.nn.Module, step: Callable[[], Any]) -> list[La
             shape = shape[:2] + tuple(
                 size + 2 * pad for size, pad in zip(shape[2:], padding, strict=True)
             )
-        calls.append(LayerCall(names[module], module, shape, tuple(output.shape), x.requires_grad))
+        passes = driven.setdefault(module, {})
+        calls.append(
+            LayerCall(names[module], module, shape, tuple(output.shape), x.requires_grad, passes)
+        )
 
-    handles = []
+    def recording(module: torch.nn.Module, drive: Callable[..., Any]) -> Callable[..., Any]:
+        def drive_and_record(x_n: torch.Tensor, direction: str) -> Any:
+            volts, weights = drive(x_n, direction)
+            driven.setdefault(module, {})[direction] = volts.shape[0]
+            return volts, weights
+
+        return drive_and_record
+
+    driven: dict[torch.nn.Module, dict[str, int]] = {}
+    handles, arrays = [], []
     for name, module in net.named_modules():
         if isinstance(module, MATRIX_LAYERS):
             names[module] = name
             handles.append(module.register_forward_hook(hook))
+            array = getattr(module, "crossbar", None)
+            if array is not None:
+                array.drive = recording(module, array.drive)  # an instance attribute, removed below
+                arrays.append(array)
     try:
         step()
     finally:
         for handle in handles:
             handle.remove()
+        for array in arrays:
+            del array.drive
     if not floor_is_known(net) or len({c.name for c in calls}) != len(calls):
         return None
     return calls

@@ -191,6 +191,12 @@ class UniformADC(ADC):
             parts, lambda current: self._convert(current, in_place=True, calibrate=False)
         )
 
+    def zero_current_is_silent(self) -> bool:
+        """True unless the INL moves 0 A off code 0 (``|c0| >= 1/2`` LSB) or a percentile
+        calibrates."""
+        inl = self.params.inl
+        return (not inl or abs(inl[0]) < 0.5) and not self.scale.zeros_matter()
+
     def _convert(
         self, current: torch.Tensor, in_place: bool, calibrate: bool = True
     ) -> torch.Tensor:

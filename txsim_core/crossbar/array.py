@@ -331,8 +331,25 @@ class CrossbarArray(torch.nn.Module):
 
     def drive(self, x_n: torch.Tensor, direction: Direction) -> tuple[torch.Tensor, torch.Tensor]:
         """The DAC of the direction: normalized inputs ``(...)`` -> voltages ``(P, ...)`` (V)
-        and pass weights ``(P,)`` (1/V). Elementwise (see :class:`~txsim_core.interfaces.DAC`)."""
-        return self._dac(direction)(x_n, self._bits(direction))
+        and pass weights ``(P,)`` (1/V). Elementwise (see :class:`~txsim_core.interfaces.DAC`).
+
+        Passes that drive no row of the minibatch are left out where the direction's ADC
+        converts 0 A to 0 without a trace (:meth:`~txsim_core.interfaces.ADC.
+        zero_current_is_silent`): their currents are 0 A through any array, so they would add
+        exactly 0. On a ReLU network that is the negative phase of every non-negative input of
+        a sign-magnitude DAC, half of the forward passes. At least one pass always remains, so
+        that the ADC sees every minibatch.
+        """
+        volts, weights = self._dac(direction)(x_n, self._bits(direction))
+        if volts.shape[0] < 2 or not self._adc(direction).zero_current_is_silent():
+            return volts, weights
+        driven = volts.reshape(volts.shape[0], -1).any(dim=1)
+        if not bool(driven.any()):
+            driven[0] = True
+        elif bool(driven.all()):
+            return volts, weights
+        kept = driven.nonzero().squeeze(1)
+        return volts.index_select(0, kept), weights.index_select(0, kept.to(weights.device))
 
     def sense(self, rows: DriveRows, weights: torch.Tensor, direction: Direction) -> torch.Tensor:
         """The voltages of :meth:`drive`, as rows, through every array and slice, converted by

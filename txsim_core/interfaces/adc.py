@@ -81,6 +81,19 @@ class ADC(Model, abc.ABC):
         """
         return False
 
+    def zero_current_is_silent(self) -> bool:
+        """Whether a current of exactly 0 A converts to 0 on the next call and leaves no trace.
+
+        True promises, for the next minibatch: every 0 A input converts to a zero value,
+        whatever else the minibatch holds, and adding or removing 0 A inputs changes nothing
+        else: not the other conversions, not the converter's state (a calibration statistic
+        that zeros would move, such as a percentile), not the random numbers drawn (comparator
+        noise). A layer may then leave out the DAC passes that drive no row (their currents are
+        0 A exactly; on a ReLU network, the negative phase of a sign-magnitude DAC): the same
+        result, without their products and conversions. Default False: every pass is converted.
+        """
+        return False
+
 
 @runtime_checkable
 class CurrentParts(Protocol):

@@ -124,8 +124,9 @@ class DACConformance(ModelConformance):
 
 
 class ADCConformance(ModelConformance):
-    """The ADC contract: shape and dtype kept, finite codes, monotone on a ramp, seeded, and
-    ``convert_in_place`` and conversion in parts equal to ``forward``."""
+    """The ADC contract: shape and dtype kept, finite codes, monotone on a ramp, seeded,
+    ``convert_in_place`` and conversion in parts equal to ``forward``, and a converter that
+    calls a zero current silent converts it to 0 without a trace."""
 
     kind = Kind.ADC
     units: ClassVar[int] = 3
@@ -191,6 +192,26 @@ class ADCConformance(ModelConformance):
                 assert parts.result == [None] * len(parts.parts)  # nothing emitted
                 converted = adcs[1].convert_in_place(current.clone())
             assert torch.equal(converted, expected)
+
+    def test_a_silent_zero_current_converts_to_zero_and_changes_nothing(
+        self, registry: Registry
+    ) -> None:
+        """Where ``zero_current_is_silent()`` says so, a twin that sees every minibatch with
+        rows of 0 A added converts them to 0 and everything else as the other twin does, its
+        state following (the layer then leaves out the passes that drive no row)."""
+        adcs = self._twins(registry)
+        for current in self._growing_batches():
+            silent = adcs[1].zero_current_is_silent()
+            assert silent == adcs[0].zero_current_is_silent()
+            if not silent:
+                adcs[0](current)
+                adcs[1](current)
+                continue
+            expected = adcs[0](current)
+            padded = torch.cat((current, torch.zeros_like(current[:7])))
+            converted = adcs[1](padded)
+            assert torch.equal(converted[: len(current)], expected)
+            assert bool((converted[len(current) :] == 0).all())
 
 
 class MappingConformance(ModelConformance):

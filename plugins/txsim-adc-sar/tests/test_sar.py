@@ -231,3 +231,15 @@ def test_cuda_matches_cpu_and_draws_noise_on_the_device(registry):
     noisy = sar(registry, 4, 32, seed=7, sigma_noise=0.5, **params).cuda()
     out = noisy(current.cuda())
     assert out.is_cuda and (out.cpu() - cpu(current)).abs().max() > 0
+
+
+def test_zero_current_is_silent_only_for_an_exact_noiseless_converter(registry):
+    """A layer leaves out the passes that drive no row only where 0 A converts to 0 without a
+    trace: not with mismatch (0 A can be code 1), offset, noise, or a percentile calibrating."""
+    assert sar(registry, 2, 3).zero_current_is_silent()
+    for params in ({"sigma_cap": 0.01}, {"sigma_offset": 0.1}, {"sigma_noise": 0.1}):
+        assert not sar(registry, 2, 3, **params).zero_current_is_silent(), params
+    adc = sar(registry, 2, 3, calibration="percentile", calibration_batches=1)
+    assert not adc.zero_current_is_silent()
+    adc(torch.randn(4, 2, 3))
+    assert adc.zero_current_is_silent()  # frozen after its one calibration minibatch

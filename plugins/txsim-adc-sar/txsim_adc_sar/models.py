@@ -376,6 +376,13 @@ class SARADC(ADC):
             lambda current: self._convert(current, method="auto", in_place=True, calibrate=False),
         )
 
+    def zero_current_is_silent(self) -> bool:
+        """True for an exact DAC without comparator offset or noise (0 A is code 0 and draws no
+        noise) unless a percentile calibrates; a mismatched DAC can put 0 A on code 1."""
+        p = self.params
+        exact = p.sigma_cap == 0 and p.sigma_offset == 0 and p.sigma_noise == 0
+        return exact and not self.scale.zeros_matter()
+
     def _convert(
         self, current: torch.Tensor, method: str, in_place: bool = False, calibrate: bool = True
     ) -> torch.Tensor:
