@@ -41,7 +41,7 @@ checkpoints); the comparator noise is drawn anew for every decision of every con
 
 Computation: :meth:`SARADC._convert_loop` runs the steps above as written, one decision after
 the other over all conversions at once; it is the reference. ``forward`` gives the same bits
-(tests compare bit patterns, signed zeros and NaN included) by the fastest of three paths:
+(tests compare bit patterns, signed zeros included, and where NaN comes out) by the fastest of three paths:
 
 1. exact DAC (``w_i = 2**i``) and no noise: every trial level is an integer, exact in the
    dtype (checked by :meth:`SARADC._dac_state`), so the decisions ``v >= level + 2**i`` from
