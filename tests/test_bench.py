@@ -148,6 +148,14 @@ def test_the_floor_is_products_that_a_paper_training_step_really_computes() -> N
         ("conv_weight", "weight_grad", (3, 1, 32, 32), (6, 1, 5, 5)),
     ]
 
+    # conv2 takes a ReLU output: its forward drives the 7 passes of the positive phase only,
+    # where the floor of every pass counts all 14
+    every_pass = step_products([attrs.evolve(c, passes={}) for c in calls])
+    assert every_pass is not None
+    for floor_products, passes in ((products, 7), (every_pass, 14)):
+        (conv2,) = [p for p in floor_products if (p.layer, p.role) == ("features.conv2", "forward")]
+        assert conv2.a[1] == 3 * 100 * passes  # 3 images x 10 x 10 positions
+
     # what the floor leaves out is small: recombining passes and slices (matrix-vector products)
     # and the slice significance
     def flops(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -188,8 +196,12 @@ def test_a_tiny_run_gives_consistent_rows() -> None:
         assert row["ratio_vs_floor"] == pytest.approx(spe / row["floor_seconds_per_epoch"])
         assert row["ratio_vs_floor_plus_solver"] == pytest.approx(row["ratio_vs_floor"])
         assert row["floor_seconds_per_epoch"] > 0 and row["floor_gflop_per_step"] > 0
+        every_pass = row["every_pass_floor_seconds_per_epoch"]
+        assert row["ratio_vs_every_pass_floor_plus_solver"] == pytest.approx(spe / every_pass)
         assert row["machine"]["torch"] == torch.__version__
     native, ideal, paper = measured
+    for row in (native, ideal):  # no DAC passes: one floor
+        assert row["every_pass_floor_seconds_per_epoch"] == row["floor_seconds_per_epoch"]
     assert native["ratio_vs_native"] == 1.0
     # ideal and native compute the same products; the paper system streams 14 passes of 4 slices
     assert ideal["floor_gflop_per_step"] == pytest.approx(native["floor_gflop_per_step"])
