@@ -349,6 +349,9 @@ class CrossbarArray(torch.nn.Module):
         elif bool(driven.all()):
             return volts, weights
         kept = driven.nonzero().squeeze(1)
+        first, last = int(kept[0]), int(kept[-1]) + 1
+        if last - first == kept.numel():  # one run of passes (a phase): a view, no copy
+            return volts[first:last], weights[first:last]
         return volts.index_select(0, kept), weights.index_select(0, kept.to(weights.device))
 
     def sense(self, rows: DriveRows, weights: torch.Tensor, direction: Direction) -> torch.Tensor:

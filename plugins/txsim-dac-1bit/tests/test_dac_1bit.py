@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -158,3 +159,44 @@ def test_a_layer_without_the_precision_to_stream_fails_when_it_is_built(missing)
     del settings[missing]
     with pytest.raises(txsim_core.ConfigError, match=f"Layer 'fc', `{missing}`: Expected"):
         txsim_core.CrossbarLinear(4, 3, config={"crossbar": settings}, name="fc")
+
+
+def test_a_layer_leaves_out_passes_between_driven_ones_with_the_same_results():
+    """4-bit inputs: passes 0-2 carry bits 0-2 of the positive phase, 3-5 those of the
+    negative one. Inputs of +7/7 and -4/7 drive passes 0, 1, 2 and 5 only; a layer whose ADC
+    converts 0 A silently leaves out passes 3 and 4 (``CrossbarArray.drive``) and gives the
+    results of its twin that converts all six."""
+    torch.manual_seed(5)
+    settings = {
+        "rows": 4,
+        "cols": 4,
+        "input_bits": 4,
+        "error_bits": 4,
+        "dac": {"name": "1bit"},
+        "adc": {"name": "uniform", "bits": 6},
+    }
+    layer = txsim_core.convert(torch.nn.Linear(6, 5), {"crossbar": settings}).double()
+    twin = copy.deepcopy(layer)
+    for adc in (twin.crossbar.adc, twin.crossbar.adc_backward):
+        adc.zero_current_is_silent = lambda: False
+    x = torch.tensor([[7.0, -4.0, 0.0, 7.0, -4.0, 0.0], [0.0, 7.0, -4.0, -4.0, 0.0, 7.0]])
+    x = x.double()
+
+    x_n = layer.crossbar.quantize(x, "forward", 1)[0]
+    volts, weights = layer.crossbar.drive(x_n, "forward")
+    every, every_weights = twin.crossbar.drive(x_n, "forward")
+    assert every.shape[0] == 6 and volts.shape[0] == 4
+    assert torch.equal(volts, every[[0, 1, 2, 5]]) and torch.equal(
+        weights, every_weights[[0, 1, 2, 5]]
+    )
+    assert not every[[3, 4]].any()
+
+    grad = torch.linspace(-1.0, 1.0, 10, dtype=torch.float64).view(2, 5)
+    results = []
+    for net in (layer, twin):
+        inputs = x.clone().requires_grad_()
+        y = net(inputs)
+        y.backward(grad)
+        results.append((y.detach(), inputs.grad, net.crossbar.weight.grad))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
