@@ -62,6 +62,7 @@ import attrs
 import torch
 import torch.distributed as dist
 
+from txsim_core.compiled import FusedKernel, flat_alias
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces.adc import CurrentParts
 from txsim_core.params import parameter
@@ -71,6 +72,7 @@ __all__ = [
     "FullScaleParams",
     "adopt_buffer_shapes",
     "calibrating",
+    "convert_sign_magnitude_",
     "percentile",
     "percentile_of_parts",
     "round_half_away",
@@ -209,12 +211,73 @@ def to_lsb(
         the full scale is 0, ``LSB`` is reported as 0 and ``x`` is computed with an LSB of 1 A
         (callers multiply codes by ``LSB``, so the output is 0).
     """
+    divisor, lsb = _lsb(full_scale, levels)
+    return torch.div(current, divisor, out=current if in_place else None), lsb
+
+
+def _lsb(full_scale: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The divisor that expresses currents in LSB (the LSB, or 1 A where the full scale is 0)
+    and the LSB that multiplies codes (0 where the full scale is 0), in amperes."""
     lsb = full_scale / levels
     positive = full_scale > 0
-    x = torch.div(
-        current, torch.where(positive, lsb, torch.ones_like(lsb)), out=current if in_place else None
+    return torch.where(positive, lsb, torch.ones_like(lsb)), torch.where(
+        positive, lsb, torch.zeros_like(lsb)
     )
-    return x, torch.where(positive, lsb, torch.zeros_like(lsb))
+
+
+def _sign_magnitude_kernel(
+    current: torch.Tensor, divisor: torch.Tensor, lsb: torch.Tensor, levels: torch.Tensor
+) -> None:
+    """:func:`convert_sign_magnitude_` as one expression, for :class:`FusedKernel`: the
+    operations of :func:`to_lsb`, :func:`signed_codes_` and the product by the LSB, in the same
+    dtype (``copysign`` puts back the sign bit of ``x`` as the integer OR does).
+
+    ``current`` is flat, ``(N,)``; ``divisor`` and ``lsb`` are ``(1,)`` (one full scale) or
+    ``(K,)``, repeating along ``current`` (one per unit and channel); ``levels`` is 0-d. Shapes
+    that vary as these do keep one compilation per dtype and kind of full scale.
+    """
+    rows = current.view(-1, divisor.shape[0])
+    x = rows / divisor
+    magnitude = torch.floor(x.abs() + 0.5).clamp(max=levels)
+    rows.copy_(torch.copysign(magnitude, x) * lsb)
+
+
+_FUSED_SIGN_MAGNITUDE = FusedKernel(_sign_magnitude_kernel, "sign-magnitude ADC conversion")
+
+
+def convert_sign_magnitude_(
+    current: torch.Tensor, full_scale: torch.Tensor, levels: int
+) -> torch.Tensor:
+    """Convert currents in place to the values of their codes in an ideal signed converter.
+
+    The value of ``I`` is ``signed_codes_(I / LSB, levels) * LSB`` with ``LSB = full_scale /
+    levels`` (see :func:`to_lsb` and :func:`signed_codes_`; a full scale of 0 gives 0): the
+    conversion of the ``uniform`` ADC without INL and of the exact ``sar`` ADC. On the CPU, a
+    contiguous float32 or float64 tensor of at least :data:`~txsim_core.compiled.FUSED_MIN_VALUES`
+    values without autograd history is converted in one fused loop
+    (:class:`~txsim_core.compiled.FusedKernel`, bit-identical to the operations one by one;
+    ``TXSIM_COMPILE=0`` turns it off); anything else by those operations, in place.
+
+    Args:
+        current: currents in amperes, ``(B, units, channels)``; overwritten with the values.
+        full_scale: the full scale in amperes, ``(1, 1, 1)`` or ``(1, units, 1)``.
+        levels: the largest magnitude code, ``2**(bits-1) - 1``.
+
+    Returns:
+        ``current``, holding the values (amperes).
+    """
+    divisor, lsb = _lsb(full_scale, levels)
+    if _FUSED_SIGN_MAGNITUDE.takes(current):
+        if divisor.numel() == 1:
+            flat_divisor, flat_lsb = divisor.reshape(1), lsb.reshape(1)
+        else:  # one value per unit and channel, repeated along the rows
+            flat_divisor = divisor.expand_as(current)[0].reshape(-1)
+            flat_lsb = lsb.expand_as(current)[0].reshape(-1)
+        levels_tensor = torch.tensor(float(levels), dtype=current.dtype)
+        args = (flat_divisor, flat_lsb, levels_tensor)
+        if _FUSED_SIGN_MAGNITUDE(flat_alias(current), *(flat_alias(a.contiguous()) for a in args)):
+            return current
+    return signed_codes_(current.div_(divisor), levels).mul_(lsb)
 
 
 def percentile(values: torch.Tensor, q: float) -> torch.Tensor:

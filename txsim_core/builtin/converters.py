@@ -52,6 +52,7 @@ import torch
 from txsim_core.calibration import (
     FullScale,
     FullScaleParams,
+    convert_sign_magnitude_,
     round_half_away,
     signed_codes_,
     to_lsb,
@@ -201,11 +202,12 @@ class UniformADC(ADC):
         self, current: torch.Tensor, in_place: bool, calibrate: bool = True
     ) -> torch.Tensor:
         fs = self.scale(current) if calibrate else self.scale.value_for(current)
+        if not self.params.inl:
+            return convert_sign_magnitude_(
+                current if in_place else current.clone(), fs, self.levels
+            )
         x, lsb = to_lsb(current, fs, self.levels, in_place=in_place)
-        if self.params.inl:
-            x = x + polyval(self.params.inl, x / self.levels)
-        elif not in_place:
-            x = x.clone()
+        x = x + polyval(self.params.inl, x / self.levels)
         return signed_codes_(x, self.levels).mul_(lsb)
 
 

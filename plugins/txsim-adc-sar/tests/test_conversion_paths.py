@@ -16,6 +16,8 @@ import torch
 from txsim_adc_sar import SARADC
 from txsim_adc_sar.models import _magnitude_thresholds, _Table, _transition_levels
 
+import txsim_core.calibration
+from txsim_core.compiled import FUSED_MIN_VALUES, compiler_works
 from txsim_core.registry import Registry
 from txsim_core.testing.parts import SplitCurrents
 
@@ -123,6 +125,33 @@ def test_exact_dac_closed_form_is_the_loop_bit_for_bit(registry, bits, sigma_off
     ties = torch.arange(-min(top, 300) - 2, min(top, 300) + 2, dtype=dtype) + 0.5  # half LSB
     current = torch.cat((current, neighbours(ties).view(-1, 1, 1).expand(-1, units, channels)))
     check_paths(adc, current.requires_grad_(True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_converter_fused_on_the_cpu_is_the_loop_bit_for_bit(registry, monkeypatch, dtype):
+    """From FUSED_MIN_VALUES currents on, the exact converter runs as one compiled loop
+    (``txsim_core.compiled``): still the loop's bits, with one full scale (at the decision
+    boundaries) and with one full scale per unit (calibrated)."""
+
+    if not compiler_works():
+        pytest.skip("torch.compile cannot build kernels here (no C++ compiler?)")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the eager path ran where the fused kernel should have")
+
+    gen = torch.Generator().manual_seed(11)
+    one = sar(registry, 3, 8, bits=8, full_scale=127.0)
+    boundary = boundary_currents(one, dtype, gen, batch=FUSED_MIN_VALUES // 24)
+    per_unit = sar(registry, 3, 8, bits=8, calibration_scope="array")
+    scale = torch.tensor([1e-6, 3e-6, 2e-5], dtype=dtype).view(1, 3, 1)
+    random = torch.randn(FUSED_MIN_VALUES // 24 + 1, 3, 8, generator=gen, dtype=dtype) * scale
+    per_unit(random)  # calibrates one full scale per unit
+    for adc, current in ((one, boundary), (per_unit, random)):
+        assert current.numel() >= FUSED_MIN_VALUES
+        expected = adc._convert(current, "loop", calibrate=False)
+        with monkeypatch.context() as patch:
+            patch.setattr(txsim_core.calibration, "signed_codes_", refuse)
+            assert bit_identical(adc(current), expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

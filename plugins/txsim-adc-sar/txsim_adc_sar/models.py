@@ -48,7 +48,9 @@ the other over all conversions at once; it is the reference. ``forward`` gives t
    the MSB down are a binary search over the integers and the code is ``min(floor(v), L)`` for
    ``v = fl(|x + o| + 1/2)`` (what the loop compares: ``s * (x + o)`` is ``|x + o|``). That is
    the rounding of the ``uniform`` ADC, :func:`~txsim_core.calibration.signed_codes_`: a few
-   in-place passes, with ``+-inf`` saturating and NaN passed on as in the loop;
+   in-place passes, with ``+-inf`` saturating and NaN passed on as in the loop (without offset,
+   :func:`~txsim_core.calibration.convert_sign_magnitude_`: on the CPU one compiled loop from
+   the currents in amperes to the values of their codes);
 2. mismatched DAC and no noise: the transfer curve of each instance is a fixed,
    non-decreasing staircase, so the code is the number of its transition levels at or below
    the input, found with one bucket lookup in a table built once per instance from
@@ -74,6 +76,7 @@ from txsim_core.calibration import (
     FullScale,
     FullScaleParams,
     adopt_buffer_shapes,
+    convert_sign_magnitude_,
     signed_codes_,
     to_lsb,
 )
@@ -402,8 +405,14 @@ class SARADC(ADC):
             )
         with torch.no_grad():
             fs = self.scale(current) if calibrate else self.scale.value_for(current)
-            x, lsb = to_lsb(current, fs, self.levels, in_place=in_place and method == "auto")
             p = self.params
+            if method == "auto" and p.sigma_offset == 0 and p.sigma_noise == 0:
+                state = self._dac_state(current.dtype, current.device)
+                if state.finite and state.binary and state.closed_form:  # an ideal converter
+                    return convert_sign_magnitude_(
+                        current if in_place else current.clone(), fs, self.levels
+                    )
+            x, lsb = to_lsb(current, fs, self.levels, in_place=in_place and method == "auto")
             generator = self._noise_generator(x.device) if p.sigma_noise > 0 else None
             if method == "loop":
                 seen = x if p.sigma_offset == 0 else x + self.offset.to(x)
