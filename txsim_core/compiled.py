@@ -82,10 +82,11 @@ class FusedKernel:
     """An element-wise function, compiled on first use into one fused loop for CPU tensors.
 
     The function writes its result into its first argument (in place) and returns nothing. It is
-    compiled with ``fullgraph=True`` and dynamic shapes (one compilation per dtype serves every
-    size; the caller keeps the other properties that compilations depend on fixed: the number
-    of dimensions, the sizes that are 1), so a function that cannot be compiled whole fails
-    before it writes anything.
+    compiled with ``fullgraph=True``, so a function that cannot be compiled whole fails before it
+    writes anything, and with dynamic shapes: one compilation per dtype serves every size, as
+    long as the caller passes the same kind of arguments (e.g. flat tensors from
+    :func:`flat_alias`: ``torch.compile`` specializes sizes of 0 and 1, and at most 8
+    compilations of a function are kept).
 
     Args:
         function: the element-wise function, built from PyTorch operations only.
