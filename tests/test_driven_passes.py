@@ -84,3 +84,18 @@ def test_an_input_that_drives_no_row_keeps_one_pass_for_the_adc(test_models):
     assert driven == [("forward", 1)]
     assert int(layer.crossbar.adc.scale.batches) == seen_before + 1  # the minibatch was seen
     assert torch.equal(y, layer.bias.detach().expand_as(y))
+
+
+def test_a_pass_is_driven_by_any_voltage_but_zero_negative_and_nan_included(test_models):
+    layer = _layer("linear", SILENT)
+    array = layer.crossbar
+    volts = torch.zeros(5, 3, 4, dtype=torch.float64)
+    volts[1, 0, 0] = -0.0  # zero: not driven
+    volts[2, 2, 3] = -0.3
+    volts[4, 1, 1] = float("nan")
+    weights = torch.arange(5.0, dtype=torch.float64)
+    array._dac = lambda direction: lambda x, bits: (volts, weights)
+    kept, kept_weights = array.drive(torch.zeros(3, 4, dtype=torch.float64), "forward")
+    assert kept_weights.tolist() == [2.0, 4.0]
+    assert torch.equal(kept[0], volts[2])
+    assert bool(kept[1].isnan().any())
