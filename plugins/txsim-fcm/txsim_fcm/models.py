@@ -151,10 +151,18 @@ class FCMSolver(ArraySolver):
             if p.reuse_last and version is not None:
                 self._last = (g, version, ports)
         outputs: list[list[torch.Tensor]] = [[] for _ in directions]
+        # Reciprocity: with r_source == r_sink the backward matrix is the forward one (the
+        # current at column j from a unit source on row i equals the current at row i from a
+        # unit source on column j), so one termination serves both directions.
+        reciprocal = p.r_source == p.r_sink
         for y in ports:
+            terminated: dict[str, torch.Tensor] = {}
             for out, direction in zip(outputs, directions, strict=True):
-                t = terminate(y, n_pad, p.r_source, p.r_sink, direction)
-                out.append(t[:, n_pad - rows :, :cols])
+                key = "forward" if reciprocal else direction
+                if key not in terminated:
+                    t = terminate(y, n_pad, p.r_source, p.r_sink, key)
+                    terminated[key] = t[:, n_pad - rows :, :cols]
+                out.append(terminated[key])
         results = []
         for out in outputs:
             t = torch.cat(out) if out else flat.new_zeros((0, rows, cols), dtype=torch.float64)
