@@ -99,6 +99,11 @@ class FusedKernel:
         self._compiled: Callable[..., None] | None = None
         self._failure: str | None = None
 
+    @property
+    def function(self) -> Callable[..., None]:
+        """The function itself, to run its operations one by one (the eager path)."""
+        return self._function
+
     def takes(self, tensor: torch.Tensor) -> bool:
         """Whether the compiled kernel should process ``tensor``: a contiguous CPU tensor of
         float32 or float64 with at least :data:`FUSED_MIN_VALUES` values and no autograd

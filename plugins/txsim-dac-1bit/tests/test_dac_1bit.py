@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import txsim_core
+from txsim_core.compiled import COMPILE_SWITCH, FUSED_MIN_VALUES, FusedKernel, compiler_works
 from txsim_core.registry import Registry
 
 ENCODINGS = ["sign-magnitude", "twos-complement"]
@@ -200,3 +201,34 @@ def test_a_layer_leaves_out_passes_between_driven_ones_with_the_same_results():
         results.append((y.detach(), inputs.grad, net.crossbar.weight.grad))
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bits", [2, 8, 40])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_compiled_passes_are_the_operations_one_by_one(
+    registry, monkeypatch, encoding, bits, dtype
+):
+    """From FUSED_MIN_VALUES inputs on, one compiled loop writes every pass on the CPU
+    (``txsim_core.compiled``): the same voltages, bit for bit, as the operations one by one,
+    also for half-code ties, inputs beyond [-1, 1] and signed zeros."""
+    if not compiler_works():
+        pytest.skip("torch.compile cannot build kernels here (no C++ compiler?)")
+    dac = registry.build("dac", "1bit", v_read=0.3, encoding=encoding)
+    top = 2 ** (bits - 1) - 1
+    x, _ = grid_inputs((FUSED_MIN_VALUES // 64 + 1, 64), bits, torch.Generator().manual_seed(1))
+    x = x.to(dtype)
+    ties = (torch.arange(-5, 5, dtype=torch.float64) + 0.5) / top
+    special = torch.tensor([-0.0, 0.0, 1.5, -1.5, 1e-30, -1e-30], dtype=torch.float64)
+    x.view(-1)[: ties.numel() + special.numel()] = torch.cat((ties, special)).to(dtype)
+    monkeypatch.setenv(COMPILE_SWITCH, "0")
+    expected = dac(x, bits)
+    monkeypatch.setenv(COMPILE_SWITCH, "1")
+
+    def refuse(self):
+        raise AssertionError("the operations ran one by one where the compiled loop should have")
+
+    monkeypatch.setattr(FusedKernel, "function", property(refuse))
+    volts, weights = dac(x, bits)
+    assert torch.equal(volts, expected[0]) and torch.equal(weights, expected[1])
+    assert volts.shape == (dac.num_passes(bits), *x.shape)

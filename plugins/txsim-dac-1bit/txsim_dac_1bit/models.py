@@ -29,6 +29,7 @@ from __future__ import annotations
 import attrs
 import torch
 
+from txsim_core.compiled import FusedKernel, flat_alias
 from txsim_core.errors import ConfigError
 from txsim_core.interfaces import DAC
 from txsim_core.params import parameter
@@ -88,32 +89,87 @@ class OneBitDAC(DAC):
         arithmetic runs in float64 when ``K`` exceeds the float32 mantissa; the codes are int32
         up to 31 bits, int64 beyond.
         """
-        top = 2 ** (bits - 1) - 1
-        work = torch.float64 if bits > 24 or x.dtype == torch.float64 else torch.float32
-        scaled = x.to(work).clamp(-1.0, 1.0) * top
-        code = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
-        return code.to(torch.int32 if bits <= 31 else torch.int64)
+        return _codes(x, _top(x, bits), _mask(x, bits))
 
     def forward(self, x: torch.Tensor, bits: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voltages ``(P, *x.shape)`` and pass weights ``(P,)``. On the CPU one compiled loop
+        writes every pass (:class:`~txsim_core.compiled.FusedKernel`, bit for bit the
+        operations of :func:`_sign_magnitude_passes` or :func:`_twos_complement_passes` one by
+        one, which run elsewhere)."""
         bits = _check_bits(bits)
-        top = 2 ** (bits - 1) - 1
-        k = self.codes(x, bits)
-        v_read = self.params.v_read
-        expand = (-1,) + (1,) * x.dim()
-        if self.params.encoding == "sign-magnitude":
-            shifts = torch.arange(bits - 1, device=x.device, dtype=k.dtype)
-            planes = torch.bitwise_and(torch.bitwise_right_shift(k.abs(), shifts.view(expand)), 1)
-            planes = planes.to(x.dtype)
-            positive = (k > 0).to(x.dtype) * v_read
-            negative = (k < 0).to(x.dtype) * v_read
-            volts = torch.cat((planes * positive, planes * negative))
-            significance = torch.cat((2.0**shifts, -(2.0**shifts)))
+        passes = self.num_passes(bits)
+        v_read = torch.tensor(self.params.v_read, dtype=x.dtype, device=x.device)
+        constants = (_top(x, bits), _mask(x, bits), v_read)
+        sign_magnitude = self.params.encoding == "sign-magnitude"
+        kernel = _FUSED_SIGN_MAGNITUDE if sign_magnitude else _FUSED_TWOS_COMPLEMENT
+        volts = torch.empty((passes, *x.shape), dtype=x.dtype, device=x.device)
+        if not (kernel.takes(x) and kernel(flat_alias(volts), flat_alias(x), *constants)):
+            kernel.function(volts.view(-1), x.reshape(-1), *constants)
+        significance = 2.0 ** torch.arange(bits - 1, dtype=torch.float64, device=x.device)
+        if sign_magnitude:
+            significance = torch.cat((significance, -significance))
         else:
-            shifts = torch.arange(bits, device=x.device, dtype=k.dtype)
-            pattern = torch.bitwise_and(k, 2**bits - 1)  # two's complement in `bits` bits
-            planes = torch.bitwise_and(torch.bitwise_right_shift(pattern, shifts.view(expand)), 1)
-            volts = planes.to(x.dtype) * v_read
-            significance = 2.0**shifts
-            significance[-1] = -significance[-1]
-        weights = (significance.to(torch.float64) / (top * v_read)).to(x.dtype)
+            significance = torch.cat((significance, -(2.0 ** (bits - 1)) * significance[:1]))
+        weights = (significance / ((2 ** (bits - 1) - 1) * self.params.v_read)).to(x.dtype)
         return volts, weights
+
+
+def _top(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``K = 2**(bits-1) - 1`` in the dtype the codes are computed in: float64 when ``K``
+    exceeds the float32 mantissa or ``x`` is float64, float32 otherwise."""
+    work = torch.float64 if bits > 24 or x.dtype == torch.float64 else torch.float32
+    return torch.tensor(float(2 ** (bits - 1) - 1), dtype=work, device=x.device)
+
+
+def _mask(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``2**bits - 1`` (the bits of a code in two's complement) in the dtype of the codes:
+    int32 up to 31 bits, int64 beyond."""
+    dtype = torch.int32 if bits <= 31 else torch.int64
+    return torch.tensor(2**bits - 1, dtype=dtype, device=x.device)
+
+
+def _codes(x: torch.Tensor, top: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``round(clamp(x, -1, 1) * K)`` in ``top``'s dtype, ties away from zero, as integers of
+    ``mask``'s dtype."""
+    scaled = x.to(top.dtype).clamp(-1.0, 1.0) * top
+    return (torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)).to(mask.dtype)
+
+
+def _bit_planes(k: torch.Tensor, count: int) -> torch.Tensor:
+    """Bits ``0 .. count-1`` of non-negative integers ``k`` ``(N,)``, as ``(count, N)``."""
+    shifts = torch.arange(count, dtype=k.dtype, device=k.device).view(-1, 1)
+    return torch.bitwise_and(torch.bitwise_right_shift(k, shifts), 1)
+
+
+def _sign_magnitude_passes(
+    volts: torch.Tensor,
+    x: torch.Tensor,
+    top: torch.Tensor,
+    mask: torch.Tensor,
+    v_read: torch.Tensor,
+) -> None:
+    """The passes of flat inputs ``x`` ``(N,)`` into flat ``volts`` ``(2 M N,)``: magnitude
+    bit ``j`` of the positive rows in pass ``j``, of the negative rows in pass ``M + j``."""
+    k = _codes(x, top, mask)
+    planes = _bit_planes(k.abs(), volts.shape[0] // x.shape[0] // 2).to(volts.dtype)
+    positive = (k > 0).to(volts.dtype) * v_read
+    negative = (k < 0).to(volts.dtype) * v_read
+    volts.view(-1, x.shape[0]).copy_(torch.cat((planes * positive, planes * negative)))
+
+
+def _twos_complement_passes(
+    volts: torch.Tensor,
+    x: torch.Tensor,
+    top: torch.Tensor,
+    mask: torch.Tensor,
+    v_read: torch.Tensor,
+) -> None:
+    """The passes of flat inputs ``x`` ``(N,)`` into flat ``volts`` ``(b N,)``: bit ``j`` of
+    the codes in two's complement (``mask = 2**b - 1``) in pass ``j``."""
+    pattern = torch.bitwise_and(_codes(x, top, mask), mask)
+    planes = _bit_planes(pattern, volts.shape[0] // x.shape[0])
+    volts.view(-1, x.shape[0]).copy_(planes.to(volts.dtype) * v_read)
+
+
+_FUSED_SIGN_MAGNITUDE = FusedKernel(_sign_magnitude_passes, "1-bit DAC (sign-magnitude)")
+_FUSED_TWOS_COMPLEMENT = FusedKernel(_twos_complement_passes, "1-bit DAC (two's complement)")
