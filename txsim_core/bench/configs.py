@@ -34,8 +34,8 @@ class BenchConfig:
         name: the name on the command line and in the output.
         crossbar: the configuration for :func:`txsim_core.convert`; None for native PyTorch.
         description: what it is, one line.
-        slow: whether only a few batches are timed by default (the analog path of every array,
-            slice and pass), instead of a whole epoch.
+        slow: whether the network's default for slow configurations (the analog path of
+            every array, slice and pass) applies: fewer batches on ResNet-20.
         framework: ``"txsim"``, or ``"aihwkit"`` for IBM's simulator.
     """
 
@@ -132,7 +132,7 @@ class BenchNetwork:
     num_classes: int
     train_size: int
     description: str
-    batches: tuple[int | None, int]
+    batches: tuple[int | None, int | None]
     warmup: int
 
     def batches_per_epoch(self, batch_size: int) -> int:
@@ -148,7 +148,7 @@ NETWORKS: dict[str, BenchNetwork] = {
         10,
         4000,
         "LeNet-5 on the bundled MNIST subset (4,000 training digits)",
-        batches=(None, 8),
+        batches=(None, None),
         warmup=2,
     ),
     "resnet20": BenchNetwork(

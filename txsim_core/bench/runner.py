@@ -41,7 +41,8 @@ class BenchSettings:
         configs: configuration names (:data:`~txsim_core.bench.configs.CONFIGS`); None: all.
         batch_size: training minibatch size.
         batches: timed minibatches of every configuration; None: the network's defaults (an
-            epoch of LeNet-5 for native and ideal, 8 batches for the paper configurations).
+            epoch of LeNet-5 for every configuration; on ResNet-20, 8 batches for native and
+            ideal, 2 for the paper configurations).
         warmup: untimed minibatches first (at least 1); None: the network's default.
         threads: torch threads in each worker; None: this process's torch thread count.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
