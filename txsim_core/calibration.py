@@ -273,9 +273,9 @@ def convert_sign_magnitude_(
         else:  # one value per unit and channel, repeated along the rows
             flat_divisor = divisor.expand_as(current)[0].reshape(-1)
             flat_lsb = lsb.expand_as(current)[0].reshape(-1)
+        scales = (flat_alias(flat_divisor.contiguous()), flat_alias(flat_lsb.contiguous()))
         levels_tensor = torch.tensor(float(levels), dtype=current.dtype)
-        args = (flat_divisor, flat_lsb, levels_tensor)
-        if _FUSED_SIGN_MAGNITUDE(flat_alias(current), *(flat_alias(a.contiguous()) for a in args)):
+        if _FUSED_SIGN_MAGNITUDE(flat_alias(current), *scales, levels_tensor):
             return current
     return signed_codes_(current.div_(divisor), levels).mul_(lsb)
 
