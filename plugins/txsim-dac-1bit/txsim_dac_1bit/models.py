@@ -106,10 +106,10 @@ class OneBitDAC(DAC):
         if not (kernel.takes(x) and kernel(flat_alias(volts), flat_alias(x), *constants)):
             kernel.function(volts.view(-1), x.reshape(-1), *constants)
         significance = 2.0 ** torch.arange(bits - 1, dtype=torch.float64, device=x.device)
-        if sign_magnitude:
-            significance = torch.cat((significance, -significance))
-        else:
-            significance = torch.cat((significance, -(2.0 ** (bits - 1)) * significance[:1]))
+        negative = (
+            -significance if sign_magnitude else significance.new_tensor([-(2.0 ** (bits - 1))])
+        )
+        significance = torch.cat((significance, negative))
         weights = (significance / ((2 ** (bits - 1) - 1) * self.params.v_read)).to(x.dtype)
         return volts, weights
 
