@@ -15,7 +15,8 @@ Environment:
     ``TXSIM_COMPILE``: ``1`` (default) compiles the fused kernels on the CPU; ``0`` never
     compiles (eager operations only, e.g. while debugging, or to skip the few seconds the first
     compilation of a process takes; Inductor caches compiled kernels on disk, so later processes
-    load them in about a second).
+    load them in about a second). The same switch governs the C kernel of the ``fcm`` solver
+    (``txsim_fcm.native``).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from collections.abc import Callable
 import torch
 
 from txsim_core.errors import TxsimError
+from txsim_fcm import native
 
 Layout = tuple[tuple[str, int], ...]
 """Ports of a subdomain in storage order: (side, count) segments, cyclic (ring order). The
@@ -323,7 +324,10 @@ class _Eliminator:
     def cholesky(
         self, arena: _Arena, ek: torch.Tensor, ee: torch.Tensor, out: torch.Tensor
     ) -> torch.Tensor:
-        """Batch-first: ``out = -ek^T ee^-1 ek`` (``out`` contiguous); the caller adds the rest."""
+        """Batch-first: ``out = -ek^T ee^-1 ek`` (``out`` contiguous); the caller adds the rest.
+
+        ``ee`` and ``ek`` may be overwritten.
+        """
         do = self.do
         factor = arena.take(tuple(ee.shape))
         info = torch.empty(ee.shape[:-2], dtype=torch.int32, device=ee.device)
@@ -335,6 +339,16 @@ class _Eliminator:
         z3 = z.view(-1, e, k)
         out3 = out.view(-1, k, k)
         do(torch.baddbmm, out3, z3.mT, z3, beta=0.0, alpha=-1.0, out=out3)
+        return out
+
+    def merge(
+        self, a: native.Side, b: native.Side | None, count: int, out: torch.Tensor
+    ) -> torch.Tensor:
+        """Batch-first, by the C kernel (:func:`txsim_fcm.native.merge_`): the whole merge of
+        ``a`` and ``b`` (or the elimination of an open side of ``a``) into ``out``."""
+        info = torch.empty(out.shape[:-2], dtype=torch.int32).view(-1)
+        self.do(native.merge_, a, b, count, out, info)
+        self.infos.append(info)
         return out
 
     def check(self) -> None:
@@ -356,6 +370,9 @@ def _eliminate(
     _, _, start, e = _run(layout, names)
     keep = period - e
     k0 = (start + e) % period
+    if not batch_last and native.takes(y):
+        kk = _new(arena, y, keep, keep, False)
+        return elim.merge(native.side(y, start, k0, keep), None, e, kk), _after(layout, names)
     do = elim.do
     ek = _cyclic(do, _new(arena, y, e, keep, batch_last), y, start, k0, batch_last)
     ee = _cyclic(do, _new(arena, y, e, e, batch_last), y, start, start, batch_last)
@@ -391,6 +408,10 @@ def _join(
     a0, b0 = (sa + e) % pa, (sb + e) % pb
     keep = ka + kb
     layout = _normalize(_after(lay_a, side_a) + _after(lay_b, side_b))
+    if not batch_last and native.takes(a):
+        kk = _new(arena, a, keep, keep, False)
+        sides = native.side(a, sa, a0, ka), native.side(b, sb, b0, kb)
+        return elim.merge(*sides, e, kk), layout
     do = elim.do
     ek = _new(arena, a, e, keep, batch_last)
     ek_a, ek_b = (ek[:, :ka], ek[:, ka:]) if batch_last else (ek[..., :ka], ek[..., ka:])
@@ -405,6 +426,31 @@ def _join(
     _cyclic(do, kk[..., :ka, :ka], a, a0, a0, False, add=True)
     _cyclic(do, kk[..., ka:, ka:], b, b0, b0, False, add=True)
     return kk, layout
+
+
+LEAF_LAYOUT: Layout = (("L", 1), ("T", 1), ("R", 1), ("B", 1))
+"""The ring of a cell: its left terminal, column node, row node and bottom terminal. Its 4 x 4
+admittance holds the row segment on its left, the cell and the column segment below it."""
+
+
+@functools.lru_cache(maxsize=64)
+def _small_merges(merges: tuple[bool, ...]) -> tuple[torch.Tensor, Layout]:
+    """The merges that grow cells to blocks, as the rows of the C kernel's program, and the
+    layout of the blocks (see :func:`txsim_fcm.native.leaves_`): each row holds horizontal,
+    shared nodes and ports of either subdomain, then where the shared and kept ports of the
+    first and of the second subdomain lie on their rings, as :func:`_join` places them."""
+    rows, layout = [], LEAF_LAYOUT
+    for horizontal in merges:
+        side_a, side_b = ("R", "L") if horizontal else ("B", "T")
+        ports = sum(count for _, count in layout)
+        _, _, sa, e = _run(layout, side_a)
+        _, _, sb, _ = _run(layout, side_b)
+        kept = ports - e
+        rows.append(
+            (int(horizontal), e, ports, sa, (sa + e) % ports, kept, sb, (sb + e) % ports, kept)
+        )
+        layout = _normalize(_after(layout, side_a) + _after(layout, side_b))
+    return torch.tensor(rows, dtype=torch.int64), layout
 
 
 def merge_plan(rows: int, cols: int) -> list[bool]:
@@ -492,7 +538,7 @@ def port_admittance(
         programs = _PROGRAMS if locked else {}
         for start in range(0, batch, chunk):
             group = g[start : start + chunk]
-            key = (tuple(group.shape), g.dtype, r_row, r_col)
+            key = (tuple(group.shape), g.dtype, r_row, r_col, native.takes(group))
             program = programs.get(key)
             if program is None:
                 program = _Program(group, r_row, r_col, plan, arenas)
@@ -568,26 +614,15 @@ class _Program:
                 break
             small += 1
             h, w = (h, 2 * w) if horizontal else (2 * h, w)
-        self.merges = plan[:small]
+        # On the CPU in float64 the C kernel does the small merges of each block, from the cells
+        # in plain order (where the merges after them run batch-first).
+        native_leaves = small > 0 and max(rows, cols) > SMALL_INTERFACE and native.takes(g)
+        self.batch_last_merges = [] if native_leaves else plan[:small]
         self.tape = do = _Tape()
         elim = self.elim = _Eliminator(do)
         arenas[0].pos = 0
-        ordered = _leaf_order(g, self.merges)
+        ordered = _leaf_order(g, self.batch_last_merges)
         self.cells = arenas[0].take(tuple(ordered.shape)).copy_(ordered)
-        # Leaf ring: L=0 (left terminal), T=1 (column node), R=2 (row node), B=3 (bottom).
-        g_r, g_c = 1.0 / r_row, 1.0 / r_col
-        cells = self.cells.view(-1)
-        y = arenas[0].take((4, 4, cells.numel()))
-        do(torch.Tensor.zero_, y)
-        wires = ((0, 0, g_r), (0, 2, -g_r), (2, 0, -g_r), (3, 3, g_c), (1, 3, -g_c), (3, 1, -g_c))
-        for i, j, value in wires:
-            do(torch.Tensor.fill_, y[i, j], value)
-        do(torch.add, cells, g_r, out=y[2, 2])
-        do(torch.neg, cells, out=y[2, 1])
-        do(torch.neg, cells, out=y[1, 2])
-        do(torch.add, cells, g_c, out=y[1, 1])
-        layout: Layout = (("L", 1), ("T", 1), ("R", 1), ("B", 1))
-        batch_last = True
         turn = 1
 
         def next_arena() -> _Arena:
@@ -597,6 +632,20 @@ class _Program:
             turn += 1
             return arena
 
+        g_r, g_c = 1.0 / r_row, 1.0 / r_col
+        if native_leaves:
+            program, layout = _small_merges(tuple(plan[:small]))
+            ports = sum(count for _, count in layout)
+            y = next_arena().take((batch, rows // h, cols // w, ports, ports))
+            do(native.leaves_, self.cells, (h, w), program, g_r, g_c, y)
+            batch_last = False
+            merges = plan[small : len(plan) - tail]
+        else:
+            y, layout = self._leaves(do, arenas[0], g_r, g_c), LEAF_LAYOUT
+            batch_last = True
+            h = w = 1
+            merges = plan[: len(plan) - tail]
+
         def to_batch_first(x: torch.Tensor) -> torch.Tensor:
             # One 2-D transpose of the contiguous (ports^2, blocks) matrix: torch copies those
             # in cache-sized tiles, about 4x faster than the same permutation as a 5-D view.
@@ -605,8 +654,7 @@ class _Program:
             do(torch.Tensor.copy_, out.view(-1, ports * ports), x.view(ports * ports, -1).t())
             return out
 
-        h = w = 1
-        for horizontal in plan[: len(plan) - tail]:
+        for horizontal in merges:
             if batch_last and (h if horizontal else w) > SMALL_INTERFACE:
                 y, batch_last = to_batch_first(y), False
             a, b = _pair(y, horizontal, batch_last)
@@ -654,9 +702,23 @@ class _Program:
         self.cut = _run(layout, "B")[2] or rows + cols
         elim.check()
 
+    def _leaves(self, do: _Tape, arena: _Arena, g_r: float, g_c: float) -> torch.Tensor:
+        """The 4 x 4 admittances of the cells (ring :data:`LEAF_LAYOUT`), batch-last."""
+        cells = self.cells.view(-1)
+        y = arena.take((4, 4, cells.numel()))
+        do(torch.Tensor.zero_, y)
+        wires = ((0, 0, g_r), (0, 2, -g_r), (2, 0, -g_r), (3, 3, g_c), (1, 3, -g_c), (3, 1, -g_c))
+        for i, j, value in wires:
+            do(torch.Tensor.fill_, y[i, j], value)
+        do(torch.add, cells, g_r, out=y[2, 2])
+        do(torch.neg, cells, out=y[2, 1])
+        do(torch.neg, cells, out=y[1, 2])
+        do(torch.add, cells, g_c, out=y[1, 1])
+        return y
+
     def run(self, g: torch.Tensor) -> None:
         """Solve the group ``g`` (the shape the program was built for)."""
-        self.cells.copy_(_leaf_order(g, self.merges))
+        self.cells.copy_(_leaf_order(g, self.batch_last_merges))
         self.tape.replay()
         self.elim.check()
 

@@ -1,0 +1,349 @@
+/* The merges of txsim_fcm's nested dissection, one small system at a time, for the CPU.
+
+   txsim_merge(a, offs_a, pa, sa, a0, ka, b, offs_b, pb, sb, b0, kb, e, out, info, count)
+   merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major, at
+   a + offs_a[m]) with B (pb x pb, at b + offs_b[m]) along their shared side of e ports, and
+   eliminates the shared ports. Ports are numbered cyclically (ring order): A's shared side is
+   ports sa, sa+1, ... (mod pa) and B's the same nodes the other way round, ports
+   sb+e-1, ..., sb (mod pb); A keeps ka ports from a0 and B keeps kb ports from b0. With
+   ek = [A[shared, kept_a], B[shared reversed, kept_b]] (e x K, K = ka + kb) and
+   ee = A[shared, shared] + B[shared reversed, shared reversed]:
+
+       out[m] = blockdiag(A[kept_a, kept_a], B[kept_b, kept_b]) - ek^T ee^-1 ek   (K x K)
+       info[m] = 0, or 1 where a pivot of ee was not positive (or NaN): out[m] is then not
+                 meaningful.
+
+   With b == NULL (kb = 0) it eliminates the e ports from sa of A alone (an open side).
+
+   Each system is gathered into a local buffer that stays in the cache, as one augmented
+   matrix [ee | ek] (e rows), on which an upper Cholesky factorisation ee = U^T U runs row by
+   row, carrying W = U^-T ek along (the same recurrence: row j of both needs rows 0..j-1), with
+   the updates vectorised along the rows and blocked in registers. The product W^T W is
+   symmetric: only the 6 x 8 register tiles (12 accumulators of 4 doubles: no spills with the
+   16 vector registers of AVX2) that reach the diagonal or lie above it are computed, then
+   mirrored in 4 x 4 blocks transposed in registers. Vectors
+   are GCC/Clang vector extensions; memcpy loads and stores carry no alignment assumption. */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef double v4 __attribute__((vector_size(32)));
+
+static inline v4 load(const double *p) { v4 x; memcpy(&x, p, sizeof x); return x; }
+static inline void store(double *p, v4 x) { memcpy(p, &x, sizeof x); }
+static inline v4 splat(double x) { return (v4){x, x, x, x}; }
+static inline long round_up(long n, long to) { return (n + to - 1) / to * to; }
+
+/* Port p + i of a ring of `period` ports, for 0 <= p < period and 0 <= i < period. */
+static inline long ring(long p, long i, long period) {
+    long q = p + i;
+    return q >= period ? q - period : q;
+}
+
+/* dst[c] = src[ring(c0, c)] for c < n: the cyclic run as at most two contiguous pieces. */
+static inline void copy_run(double *dst, const double *src, long c0, long n, long period) {
+    long first = period - c0 < n ? period - c0 : n;
+    for (long c = 0; c < first; c++) dst[c] = src[c0 + c];
+    for (long c = first; c < n; c++) dst[c] = src[c - first];
+}
+
+/* dst[c] += src[ring(c0, n - 1 - c)] for c < n: the cyclic run, reversed, added. */
+static inline void add_run_reversed(double *dst, const double *src, long c0, long n,
+                                    long period) {
+    long first = period - c0 < n ? period - c0 : n; /* src[c0 ..] before the wrap */
+    for (long c = 0; c < n - first; c++) dst[c] += src[n - first - 1 - c];
+    for (long c = n - first; c < n; c++) dst[c] += src[c0 + n - 1 - c];
+}
+
+/* The augmented system of one merge, rows 0..e-1 with stride ld: columns 0..e-1 ee, columns
+   w0..w0+K-1 ek, zeros elsewhere. */
+static void gather(double *s, long ld, long w0, const double *a, long pa, long sa, long a0,
+                   long ka, const double *b, long pb, long sb, long b0, long kb, long e) {
+    long k = ka + kb;
+    for (long i = 0; i < e; i++) {
+        double *row = s + i * ld;
+        const double *ar = a + ring(sa, i, pa) * pa;
+        copy_run(row, ar, sa, e, pa);
+        for (long c = e; c < w0; c++) row[c] = 0.0;
+        copy_run(row + w0, ar, a0, ka, pa);
+        if (b) {
+            const double *br = b + ring(sb, e - 1 - i, pb) * pb;
+            add_run_reversed(row, br, sb, e, pb);
+            copy_run(row + w0 + ka, br, b0, kb, pb);
+        }
+        for (long c = w0 + k; c < ld; c++) row[c] = 0.0;
+    }
+}
+
+/* row[c] -= sum_q s[q][j] * s[q][c] over rows q < j, for columns c from `from` (a multiple of
+   4) to ld: the update of row j by the finished rows above it, 8 vectors at a time. */
+static void update_row(double *s, long ld, long j, long from) {
+    double *row = s + j * ld;
+    long c = from;
+    for (; c + 32 <= ld; c += 32) {
+        v4 x[8];
+        for (int t = 0; t < 8; t++) x[t] = load(row + c + 4 * t);
+        for (long q = 0; q < j; q++) {
+            const double *sq = s + q * ld;
+            v4 u = splat(sq[j]);
+            for (int t = 0; t < 8; t++) x[t] -= u * load(sq + c + 4 * t);
+        }
+        for (int t = 0; t < 8; t++) store(row + c + 4 * t, x[t]);
+    }
+    for (; c < ld; c += 4) {
+        v4 x = load(row + c);
+        for (long q = 0; q < j; q++) x -= splat(s[q * ld + j]) * load(s + q * ld + c);
+        store(row + c, x);
+    }
+}
+
+/* ee = U^T U (U in the upper triangle of columns 0..e-1) and W = U^-T ek (in place); returns
+   1 if a pivot was not positive (it is then taken as 1 so that the rest stays finite). */
+static int factor(double *s, long ld, long e) {
+    int failed = 0;
+    for (long j = 0; j < e; j++) {
+        long from = j & ~3L;
+        update_row(s, ld, j, from);
+        double *row = s + j * ld;
+        double d = row[j];
+        if (!(d > 0)) {
+            failed = 1;
+            d = 1.0;
+        }
+        d = sqrt(d);
+        v4 inv = splat(1.0 / d);
+        for (long c = from; c < ld; c += 4) store(row + c, load(row + c) * inv);
+        row[j] = d;
+    }
+    return failed;
+}
+
+/* out[u + t][v + c] = -sum_q w[q][u + t] w[q][v + c] for t < 6, c < 8, those inside K x K. */
+static void tile(const double *w, long ld, long e, double *out, long k, long u, long v) {
+    v4 s[6][2] = {{{0}}};
+    for (long q = 0; q < e; q++) {
+        const double *wq = w + q * ld;
+        v4 x0 = load(wq + v), x1 = load(wq + v + 4);
+        for (int t = 0; t < 6; t++) {
+            v4 b = splat(wq[u + t]);
+            s[t][0] += b * x0;
+            s[t][1] += b * x1;
+        }
+    }
+    if (u + 6 <= k && v + 8 <= k) {
+        for (int t = 0; t < 6; t++) {
+            store(out + (u + t) * k + v, -s[t][0]);
+            store(out + (u + t) * k + v + 4, -s[t][1]);
+        }
+        return;
+    }
+    for (int t = 0; t < 6 && u + t < k; t++) {
+        double values[8];
+        store(values, -s[t][0]);
+        store(values + 4, -s[t][1]);
+        for (long c = 0; c < 8 && v + c < k; c++) out[(u + t) * k + v + c] = values[c];
+    }
+}
+
+/* The 4 x 4 block of out from (r, c) written transposed at (c, r). */
+static inline void transpose4(double *out, long k, long r, long c) {
+    v4 r0 = load(out + r * k + c), r1 = load(out + (r + 1) * k + c);
+    v4 r2 = load(out + (r + 2) * k + c), r3 = load(out + (r + 3) * k + c);
+    v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
+    v4 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
+    v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
+    v4 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
+    store(out + c * k + r, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+    store(out + (c + 1) * k + r, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+    store(out + (c + 2) * k + r, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+    store(out + (c + 3) * k + r, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+}
+
+/* out[r][c] = out[c][r] below the diagonal: 4 x 4 blocks transposed in registers, strips of
+   four rows at a time (their sources stay in the cache), the rest element by element. */
+static void mirror(double *out, long k) {
+    long whole = k & ~3L;
+    for (long c = 0; c < whole; c += 4) {
+        for (long r = c + 4; r < whole; r += 4) transpose4(out, k, c, r);
+        for (long r = c + 1; r < c + 4; r++)
+            for (long q = c; q < r; q++) out[r * k + q] = out[q * k + r];
+    }
+    for (long r = whole; r < k; r++)
+        for (long q = 0; q < r; q++) out[r * k + q] = out[q * k + r];
+}
+
+/* out (K x K) = -W^T W, W the e x K block of s from column w0 (zero-padded to the right): the
+   tiles that reach the diagonal or lie above it, then mirrored. */
+static void symmetric_product(const double *s, long ld, long w0, long e, double *out, long k) {
+    const double *w = s + w0;
+    for (long u = 0; u < k; u += 6)
+        for (long v = u & ~7L; v < k; v += 8) tile(w, ld, e, out, k, u, v);
+    mirror(out, k);
+}
+
+/* out[r][c] += x[ring(x0, r)][ring(x0, c)] for r, c < n: a kept block, on the diagonal. */
+static void add_kept(double *out, long k, const double *x, long period, long x0, long n) {
+    for (long r = 0; r < n; r++) {
+        const double *xr = x + ring(x0, r, period) * period;
+        double *o = out + r * k;
+        long first = period - x0 < n ? period - x0 : n;
+        for (long c = 0; c < first; c++) o[c] += xr[x0 + c];
+        for (long c = first; c < n; c++) o[c] += xr[c - first];
+    }
+}
+
+/* Returns 0, or -1 if the working buffer could not be allocated (nothing is written). */
+int txsim_merge(const double *a, const int64_t *offs_a, long pa, long sa, long a0, long ka,
+               const double *b, const int64_t *offs_b, long pb, long sb, long b0, long kb,
+               long e, double *out, int32_t *info, long count) {
+    long k = ka + kb;
+    long w0 = round_up(e, 4);
+    /* The tiles read W up to column round_up(k, 6) + 8 beyond w0: padded with zeros. */
+    long ld = round_up(w0 + round_up(k, 6) + 8, 4);
+    double *s = aligned_alloc(64, round_up(e * ld * sizeof *s, 64));
+    if (!s) return -1;
+    for (long m = 0; m < count; m++) {
+        const double *am = a + offs_a[m], *bm = b ? b + offs_b[m] : NULL;
+        gather(s, ld, w0, am, pa, sa, a0, ka, bm, pb, sb, b0, kb, e);
+        info[m] = factor(s, ld, e);
+        double *om = out + m * k * k;
+        symmetric_product(s, ld, w0, e, om, k);
+        add_kept(om, k, am, pa, a0, ka);
+        if (bm) add_kept(om + ka * k + ka, k, bm, pb, b0, kb);
+    }
+    free(s);
+    return 0;
+}
+
+/* ---- The first levels: blocks of h x w cells, LANES blocks at a time ----
+
+   txsim_leaves(g, batch, rows, cols, h, w, program, levels, g_row, g_col, out) computes the
+   port admittance of every h x w block of cells of the arrays g (batch x rows x cols,
+   contiguous, in siemens) by the first `levels` merges of the nested dissection, whose
+   interfaces have a few nodes: out (batch x rows/h x cols/w x P x P, contiguous) receives them
+   in the ring order that those merges leave. Row t of `program` (9 numbers) describes merge t:
+   horizontal (1) or vertical (0), shared nodes e, ports p of each subdomain, and sa, a0, ka,
+   sb, b0, kb as for txsim_merge. The leaves are the cells, with the ring L (left terminal),
+   T (column node), R (row node), B (bottom terminal) and the admittance of the row segment on
+   their left, the cell and the column segment below them.
+
+   Such small systems are not worth a loop of their own: every value below is a vector of
+   LANES numbers, one per block, so every operation works on LANES blocks at once, and all the
+   levels of a group of blocks stay in the cache. Shared nodes are eliminated one at a time
+   (rank-1 updates of the upper triangle, then mirrored). */
+
+#define LANES 8
+typedef double v8 __attribute__((vector_size(8 * LANES)));
+
+#define SPLAT8(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+
+/* One merge for LANES blocks: a and b are p x p matrices of v8, out (K x K) gets
+   blockdiag(a kept, b kept) - ek^T ee^-1 ek; ee (e x e) and ek (e x K) are scratch. */
+static void merge_lanes(const v8 *a, const v8 *b, long p, const int64_t *step, v8 *ee,
+                        v8 *ek, v8 *out) {
+    long e = step[1], sa = step[3], a0 = step[4], ka = step[5];
+    long sb = step[6], b0 = step[7], kb = step[8], k = ka + kb;
+    for (long i = 0; i < e; i++) {
+        const v8 *ar = a + ring(sa, i, p) * p, *br = b + ring(sb, e - 1 - i, p) * p;
+        for (long j = 0; j < e; j++) ee[i * e + j] = ar[ring(sa, j, p)] + br[ring(sb, e - 1 - j, p)];
+        for (long c = 0; c < ka; c++) ek[i * k + c] = ar[ring(a0, c, p)];
+        for (long c = 0; c < kb; c++) ek[i * k + ka + c] = br[ring(b0, c, p)];
+    }
+    for (long r = 0; r < k; r++)
+        for (long c = r; c < k; c++) {
+            v8 v = SPLAT8(0.0);
+            if (c < ka) v = a[ring(a0, r, p) * p + ring(a0, c, p)];
+            else if (r >= ka) v = b[ring(b0, r - ka, p) * p + ring(b0, c - ka, p)];
+            out[r * k + c] = v;
+        }
+    for (long q = 0; q < e; q++) {
+        v8 inv = SPLAT8(1.0) / ee[q * e + q];
+        for (long i = q + 1; i < e; i++) {
+            v8 f = ee[i * e + q] * inv;
+            for (long j = q + 1; j < e; j++) ee[i * e + j] -= f * ee[q * e + j];
+            for (long c = 0; c < k; c++) ek[i * k + c] -= f * ek[q * k + c];
+        }
+        for (long r = 0; r < k; r++) {
+            v8 f = ek[q * k + r] * inv;
+            for (long c = r; c < k; c++) out[r * k + c] -= f * ek[q * k + c];
+        }
+    }
+    for (long r = 1; r < k; r++)
+        for (long c = 0; c < r; c++) out[r * k + c] = out[c * k + r];
+}
+
+/* The leaves of LANES blocks (first: the block index of lane 0; lanes past `count` repeat the
+   last block): h x w matrices of 4 x 4, in ring order L, T, R, B. */
+static void leaves(v8 *y, const double *g, long rows, long cols, long h, long w, long first,
+                   long count, double g_row, double g_col) {
+    long nr = rows / h, nc = cols / w;
+    for (long i = 0; i < h; i++)
+        for (long j = 0; j < w; j++) {
+            v8 cell;
+            for (int l = 0; l < LANES; l++) {
+                long n = first + (l < count ? l : count - 1);
+                long array = n / (nr * nc), r = n / nc % nr, c = n % nc;
+                cell[l] = g[(array * rows + r * h + i) * cols + c * w + j];
+            }
+            v8 *m = y + (i * w + j) * 16;
+            for (int t = 0; t < 16; t++) m[t] = SPLAT8(0.0);
+            m[0 * 4 + 0] = SPLAT8(g_row);
+            m[0 * 4 + 2] = m[2 * 4 + 0] = SPLAT8(-g_row);
+            m[3 * 4 + 3] = SPLAT8(g_col);
+            m[1 * 4 + 3] = m[3 * 4 + 1] = SPLAT8(-g_col);
+            m[2 * 4 + 2] = cell + g_row;
+            m[1 * 4 + 1] = cell + g_col;
+            m[1 * 4 + 2] = m[2 * 4 + 1] = -cell;
+        }
+}
+
+/* Returns 0, or -1 if the working buffers could not be allocated (nothing is written). */
+int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long w,
+                 const int64_t *program, long levels, double g_row, double g_col, double *out) {
+    /* The largest level (subdomains x ports^2) and the largest merge's scratch. */
+    long most = h * w * 16, scratch = 0, nr = h, nc = w;
+    for (long t = 0; t < levels; t++) {
+        const int64_t *step = program + 9 * t;
+        long e = step[1], k = step[5] + step[8];
+        if (step[0]) nc /= 2;
+        else nr /= 2;
+        most = nr * nc * k * k > most ? nr * nc * k * k : most;
+        scratch = e * e + e * k > scratch ? e * e + e * k : scratch;
+    }
+    v8 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v8));
+    if (!buf) return -1;
+    long blocks = batch * (rows / h) * (cols / w);
+    for (long first = 0; first < blocks; first += LANES) {
+        long count = blocks - first < LANES ? blocks - first : LANES;
+        v8 *y = buf, *z = buf + most, *ee = buf + 2 * most;
+        leaves(y, g, rows, cols, h, w, first, count, g_row, g_col);
+        long gr = h, gc = w, q = 4;
+        for (long t = 0; t < levels; t++) {
+            const int64_t *step = program + 9 * t;
+            long e = step[1], k = step[5] + step[8];
+            int horizontal = step[0] != 0;
+            long mr = horizontal ? gr : gr / 2, mc = horizontal ? gc / 2 : gc;
+            for (long r = 0; r < mr; r++)
+                for (long c = 0; c < mc; c++) {
+                    long ia = horizontal ? r * gc + 2 * c : 2 * r * gc + c;
+                    long ib = horizontal ? ia + 1 : ia + gc;
+                    merge_lanes(y + ia * q * q, y + ib * q * q, q, step, ee, ee + e * e,
+                                z + (r * mc + c) * k * k);
+                }
+            v8 *swap = y;
+            y = z;
+            z = swap;
+            gr = mr;
+            gc = mc;
+            q = k;
+        }
+        for (long l = 0; l < count; l++) {
+            double *o = out + (first + l) * q * q;
+            for (long i = 0; i < q * q; i++) o[i] = y[i][l];
+        }
+    }
+    free(buf);
+    return 0;
+}

@@ -1,0 +1,185 @@
+"""The C kernel of the batch-first merges (``merge.c``), built on first use on the CPU.
+
+The batch-first levels of :func:`txsim_fcm.network.port_admittance` merge thousands of small
+subdomains (8 to 64 shared nodes, 24 to 192 kept ports). PyTorch does each merge as block
+copies that gather the shared and kept blocks of both subdomains, a batched Cholesky
+factorisation, a triangular solve, a matrix product and additions of the kept blocks, each of
+which reads and writes every system again (and LAPACK is called system by system).
+``merge.c`` does all of it for one system while it sits in the cache, vectorised and blocked
+in registers, and computes only one half of the symmetric product.
+
+The kernel is compiled by the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
+into a temporary directory, once per process (about 0.3 s), and loaded with :mod:`ctypes`; it is
+built for the machine it runs on (``-march=native``, else without). Where no compiler works, or
+``TXSIM_COMPILE=0`` (:data:`txsim_core.compiled.COMPILE_SWITCH`), the solver warns once (only
+where compiling failed) and uses the PyTorch operations: the same results to rounding, slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from importlib import resources
+from typing import NamedTuple
+
+import torch
+
+from txsim_core.compiled import compiling_enabled
+
+SOURCE = "merge.c"
+"""The kernel's C source, shipped inside the package."""
+
+FLAGS = (["-O3", "-march=native", "-funroll-loops"], ["-O3"])
+"""Compiler flags, tried in this order (not every compiler and machine takes -march=native;
+unrolled loops measured 8 % faster)."""
+
+
+def _compilers() -> list[str]:
+    names = [os.environ["CC"]] if os.environ.get("CC") else []
+    names += ["cc", "gcc", "clang"]
+    found = [shutil.which(name) for name in names]
+    return list(dict.fromkeys(path for path in found if path))
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    """Compile and load ``merge.c``; None, after one warning, where that fails."""
+    source = resources.files("txsim_fcm").joinpath(SOURCE).read_text()
+    errors = []
+    with tempfile.TemporaryDirectory(prefix="txsim-fcm-", ignore_cleanup_errors=True) as tmp:
+        src = os.path.join(tmp, SOURCE)
+        lib = os.path.join(tmp, "merge.so")
+        with open(src, "w") as f:
+            f.write(source)
+        for compiler in _compilers():
+            for flags in FLAGS:
+                cmd = [compiler, *flags, "-shared", "-fPIC", "-o", lib, src, "-lm"]
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode == 0:
+                    loaded = ctypes.CDLL(lib)
+                    kernel = loaded.txsim_merge
+                    kernel.restype = ctypes.c_int
+                    side = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 4
+                    kernel.argtypes = side * 2 + [ctypes.c_long, ctypes.c_void_p] * 2
+                    kernel = loaded.txsim_leaves
+                    kernel.restype = ctypes.c_int
+                    kernel.argtypes = (
+                        ([ctypes.c_void_p] + [ctypes.c_long] * 5 + [ctypes.c_void_p, ctypes.c_long])
+                        + [ctypes.c_double] * 2
+                        + [ctypes.c_void_p]
+                    )
+                    return loaded
+                errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-300:]}")
+    reason = "; ".join(errors) if errors else "no C compiler found (tried $CC, cc, gcc, clang)"
+    warnings.warn(
+        f"txsim-fcm could not build its C kernel ({reason}); solving with PyTorch operations "
+        "instead: the same results to rounding, slower. Install a C compiler (e.g. gcc) to "
+        "use the kernel, or set TXSIM_COMPILE=0 to skip it without this warning.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def available() -> bool:
+    """Whether the kernel is on (:data:`~txsim_core.compiled.COMPILE_SWITCH`) and builds here."""
+    return compiling_enabled() and _library() is not None
+
+
+def takes(x: torch.Tensor) -> bool:
+    """Whether the kernel takes matrices like ``x``: float64 on the CPU, and :func:`available`."""
+    return x.device.type == "cpu" and x.dtype == torch.float64 and available()
+
+
+class Side(NamedTuple):
+    """One subdomain of a merge: its matrices and where its ports lie on its ring.
+
+    ``matrices`` has shape ``(..., P, P)`` with the last two dimensions contiguous (any strides
+    before them); the shared side is the ``count`` ports from ``shared`` (mod P) and the kept
+    ports are the ``kept`` ports from ``kept_start`` (mod P).
+    """
+
+    matrices: torch.Tensor
+    offsets: torch.Tensor
+    shared: int
+    kept_start: int
+    kept: int
+
+
+def side(matrices: torch.Tensor, shared: int, kept_start: int, kept: int) -> Side:
+    """A :class:`Side` of ``matrices``, with the element offset of each system's matrix."""
+    *batch, rows, cols = matrices.shape
+    if rows != cols or matrices.stride()[-2:] != (cols, 1):
+        raise AssertionError(f"expected contiguous square matrices, got {matrices.shape}")
+    offsets = torch.zeros((), dtype=torch.int64)
+    for size, stride in zip(batch, matrices.stride()[:-2], strict=True):
+        offsets = offsets[..., None] + torch.arange(size, dtype=torch.int64) * stride
+    return Side(matrices, offsets.reshape(-1).contiguous(), shared, kept_start, kept)
+
+
+def merge_(a: Side, b: Side | None, count: int, out: torch.Tensor, info: torch.Tensor) -> None:
+    """Merge the subdomains ``a`` and ``b`` along ``count`` shared ports, by the C kernel.
+
+    ``b``'s shared side runs the other way round (its ports ``b.shared + count - 1`` down to
+    ``b.shared`` are ``a``'s ``a.shared`` up). With ``K = a.kept + b.kept`` and ``ek`` the
+    ``count x K`` shared-to-kept block of both, ``ee`` the sum of their shared blocks::
+
+        out = blockdiag(a's kept block, b's kept block) - ek^T ee^-1 ek
+
+    for every system (see :func:`takes`). Without ``b``, the ``count`` ports from
+    ``a.shared`` are eliminated from ``a`` alone (an open side).
+
+    Args:
+        a: the first subdomain (its kept ports come first in ``out``).
+        b: the second subdomain, or None to eliminate an open side of ``a``.
+        count: the number of shared ports.
+        out: ``(..., K, K)``, contiguous; written.
+        info: int32, one per system: 0, or 1 where the factorisation failed.
+
+    The kernel runs on the calling thread, without the GIL.
+    """
+    kernel = _library().txsim_merge  # type: ignore[union-attr]
+    size_a = a.matrices.shape[-1]
+    b_args: tuple[int | None, ...] = (None, None, 0, 0, 0, 0)
+    if b is not None:
+        size_b = b.matrices.shape[-1]
+        b_args = (b.matrices.data_ptr(), b.offsets.data_ptr(), size_b, *b[2:])
+    a_args = (a.matrices.data_ptr(), a.offsets.data_ptr(), size_a, *a[2:])
+    status = kernel(*a_args, *b_args, count, out.data_ptr(), info.data_ptr(), info.numel())
+    if status:
+        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+
+
+def leaves_(
+    cells: torch.Tensor,
+    block: tuple[int, int],
+    program: torch.Tensor,
+    g_row: float,
+    g_col: float,
+    out: torch.Tensor,
+) -> None:
+    """The port admittances of every ``h x w`` block of cells, by the C kernel.
+
+    Args:
+        cells: conductances ``(B, N, M)`` in siemens, float64, contiguous; ``h`` divides N and
+            ``w`` divides M.
+        block: ``(h, w)``.
+        program: int64 ``(merges, 9)``: the merges that grow single cells to blocks (see
+            :func:`txsim_fcm.network._small_merges`).
+        g_row: conductance of a row-wire segment, in siemens.
+        g_col: conductance of a column-wire segment, in siemens.
+        out: ``(B, N / h, M / w, P, P)``, contiguous; written in the ring order that the
+            merges leave.
+
+    The kernel runs on the calling thread, without the GIL.
+    """
+    kernel = _library().txsim_leaves  # type: ignore[union-attr]
+    batch, rows, cols = cells.shape
+    args = (cells.data_ptr(), batch, rows, cols, *block, program.data_ptr(), program.shape[0])
+    if kernel(*args, g_row, g_col, out.data_ptr()):
+        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
