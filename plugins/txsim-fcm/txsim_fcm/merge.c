@@ -231,93 +231,118 @@ int txsim_merge(const double *a, const int64_t *offs_a, long pa, long sa, long a
 
    Such small systems are not worth a loop of their own: every value below is a vector of
    LANES numbers, one per block, so every operation works on LANES blocks at once, and all the
-   levels of a group of blocks stay in the cache. Shared nodes are eliminated one at a time
-   (rank-1 updates of the upper triangle, then mirrored). */
+   levels of a group of blocks stay in the cache (8 vectors of 4 lanes were slower: GCC splits
+   them through memory without AVX-512). The shared nodes of a merge are eliminated one at a
+   time from the shared rows; then every entry of the kept part is computed once, its kept
+   value less all the rank-1 terms summed in registers, and written in both triangles. The
+   result is gathered from the lanes by 4 x 4 transposes. */
 
-#define LANES 8
-typedef double v8 __attribute__((vector_size(8 * LANES)));
+#define LANES 4      /* blocks per vector */
+#define MAX_SHARED 8 /* the most shared nodes of a merge here */
 
-#define SPLAT8(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* out[r][c] = out[c][r] = kept value - sum_q ek[q][r] inv[q] ek[q][c], for c >= r. */
+static inline __attribute__((always_inline)) void kept_less_terms(
+    const v4 *ek, const v4 *inv, const long *kept, const v4 *a, const v4 *b, long p, long ka,
+    long k, long e, v4 *out) {
+    for (long r = 0; r < k; r++) {
+        v4 f[MAX_SHARED];
+        for (long q = 0; q < e; q++) f[q] = ek[q * k + r] * inv[q];
+        const v4 *own = r < ka ? a + kept[r] * p : b + kept[r] * p;
+        long own_end = r < ka ? ka : k;
+        for (long c = r; c < k; c++) {
+            v4 v = c < own_end ? own[kept[c]] : splat(0.0);
+            for (long q = 0; q < e; q++) v -= f[q] * ek[q * k + c];
+            out[r * k + c] = v;
+            out[c * k + r] = v;
+        }
+    }
+}
 
-/* One merge for LANES blocks: a and b are p x p matrices of v8, out (K x K) gets
-   blockdiag(a kept, b kept) - ek^T ee^-1 ek; ee (e x e) and ek (e x K) are scratch. */
-static void merge_lanes(const v8 *a, const v8 *b, long p, const int64_t *step, v8 *ee,
-                        v8 *ek, v8 *out) {
+/* One merge for LANES blocks: a and b are p x p matrices of vectors, out (K x K) gets
+   blockdiag(a kept, b kept) - ek^T ee^-1 ek. The shared nodes are eliminated one at a time
+   from ee and ek (e x e and e x K, scratch; kept: K indices, scratch); then each entry of the upper triangle of out is
+   its kept value less the e rank-1 terms, summed in registers, and is written mirrored too. */
+static void merge_lanes(const v4 *a, const v4 *b, long p, const int64_t *step, v4 *ee,
+                        v4 *ek, long *kept, v4 *out) {
     long e = step[1], sa = step[3], a0 = step[4], ka = step[5];
     long sb = step[6], b0 = step[7], kb = step[8], k = ka + kb;
+    for (long c = 0; c < ka; c++) kept[c] = ring(a0, c, p);
+    for (long c = 0; c < kb; c++) kept[ka + c] = ring(b0, c, p);
     for (long i = 0; i < e; i++) {
-        const v8 *ar = a + ring(sa, i, p) * p, *br = b + ring(sb, e - 1 - i, p) * p;
+        const v4 *ar = a + ring(sa, i, p) * p, *br = b + ring(sb, e - 1 - i, p) * p;
         for (long j = 0; j < e; j++) ee[i * e + j] = ar[ring(sa, j, p)] + br[ring(sb, e - 1 - j, p)];
-        for (long c = 0; c < ka; c++) ek[i * k + c] = ar[ring(a0, c, p)];
-        for (long c = 0; c < kb; c++) ek[i * k + ka + c] = br[ring(b0, c, p)];
+        for (long c = 0; c < ka; c++) ek[i * k + c] = ar[kept[c]];
+        for (long c = ka; c < k; c++) ek[i * k + c] = br[kept[c]];
     }
-    for (long r = 0; r < k; r++)
-        for (long c = r; c < k; c++) {
-            v8 v = SPLAT8(0.0);
-            if (c < ka) v = a[ring(a0, r, p) * p + ring(a0, c, p)];
-            else if (r >= ka) v = b[ring(b0, r - ka, p) * p + ring(b0, c - ka, p)];
-            out[r * k + c] = v;
-        }
+    v4 inv[MAX_SHARED];
     for (long q = 0; q < e; q++) {
-        v8 inv = SPLAT8(1.0) / ee[q * e + q];
+        inv[q] = splat(1.0) / ee[q * e + q];
         for (long i = q + 1; i < e; i++) {
-            v8 f = ee[i * e + q] * inv;
+            v4 f = ee[i * e + q] * inv[q];
             for (long j = q + 1; j < e; j++) ee[i * e + j] -= f * ee[q * e + j];
             for (long c = 0; c < k; c++) ek[i * k + c] -= f * ek[q * k + c];
         }
-        for (long r = 0; r < k; r++) {
-            v8 f = ek[q * k + r] * inv;
-            for (long c = r; c < k; c++) out[r * k + c] -= f * ek[q * k + c];
-        }
     }
-    for (long r = 1; r < k; r++)
-        for (long c = 0; c < r; c++) out[r * k + c] = out[c * k + r];
+    switch (e) { /* the sums unrolled for the common sizes */
+    case 1: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 1, out); break;
+    case 2: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 2, out); break;
+    case 4: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 4, out); break;
+    default: kept_less_terms(ek, inv, kept, a, b, p, ka, k, e, out);
+    }
 }
 
 /* The leaves of LANES blocks (first: the block index of lane 0; lanes past `count` repeat the
    last block): h x w matrices of 4 x 4, in ring order L, T, R, B. */
-static void leaves(v8 *y, const double *g, long rows, long cols, long h, long w, long first,
+static void leaves(v4 *y, const double *g, long rows, long cols, long h, long w, long first,
                    long count, double g_row, double g_col) {
     long nr = rows / h, nc = cols / w;
     for (long i = 0; i < h; i++)
         for (long j = 0; j < w; j++) {
-            v8 cell;
+            v4 cell;
             for (int l = 0; l < LANES; l++) {
                 long n = first + (l < count ? l : count - 1);
                 long array = n / (nr * nc), r = n / nc % nr, c = n % nc;
                 cell[l] = g[(array * rows + r * h + i) * cols + c * w + j];
             }
-            v8 *m = y + (i * w + j) * 16;
-            for (int t = 0; t < 16; t++) m[t] = SPLAT8(0.0);
-            m[0 * 4 + 0] = SPLAT8(g_row);
-            m[0 * 4 + 2] = m[2 * 4 + 0] = SPLAT8(-g_row);
-            m[3 * 4 + 3] = SPLAT8(g_col);
-            m[1 * 4 + 3] = m[3 * 4 + 1] = SPLAT8(-g_col);
+            v4 *m = y + (i * w + j) * 16;
+            for (int t = 0; t < 16; t++) m[t] = splat(0.0);
+            m[0 * 4 + 0] = splat(g_row);
+            m[0 * 4 + 2] = m[2 * 4 + 0] = splat(-g_row);
+            m[3 * 4 + 3] = splat(g_col);
+            m[1 * 4 + 3] = m[3 * 4 + 1] = splat(-g_col);
             m[2 * 4 + 2] = cell + g_row;
             m[1 * 4 + 1] = cell + g_col;
             m[1 * 4 + 2] = m[2 * 4 + 1] = -cell;
         }
 }
 
-/* Returns 0, or -1 if the working buffers could not be allocated (nothing is written). */
+/* Returns 0, -1 if the working buffers could not be allocated, or -2 if a merge shares more
+   than MAX_SHARED nodes (nothing is written). */
 int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long w,
                  const int64_t *program, long levels, double g_row, double g_col, double *out) {
     /* The largest level (subdomains x ports^2) and the largest merge's scratch. */
-    long most = h * w * 16, scratch = 0, nr = h, nc = w;
+    long most = h * w * 16, scratch = 0, nr = h, nc = w, widest = 0;
     for (long t = 0; t < levels; t++) {
         const int64_t *step = program + 9 * t;
         long e = step[1], k = step[5] + step[8];
+        if (e > MAX_SHARED) return -2;
         if (step[0]) nc /= 2;
         else nr /= 2;
         most = nr * nc * k * k > most ? nr * nc * k * k : most;
         scratch = e * e + e * k > scratch ? e * e + e * k : scratch;
+        widest = k > widest ? k : widest;
     }
-    v8 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v8));
-    if (!buf) return -1;
+    v4 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v4));
+    long *kept = malloc(widest * sizeof *kept);
+    if (!buf || !kept) {
+        free(buf);
+        free(kept);
+        return -1;
+    }
     long blocks = batch * (rows / h) * (cols / w);
     for (long first = 0; first < blocks; first += LANES) {
         long count = blocks - first < LANES ? blocks - first : LANES;
-        v8 *y = buf, *z = buf + most, *ee = buf + 2 * most;
+        v4 *y = buf, *z = buf + most, *ee = buf + 2 * most;
         leaves(y, g, rows, cols, h, w, first, count, g_row, g_col);
         long gr = h, gc = w, q = 4;
         for (long t = 0; t < levels; t++) {
@@ -329,21 +354,29 @@ int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long
                 for (long c = 0; c < mc; c++) {
                     long ia = horizontal ? r * gc + 2 * c : 2 * r * gc + c;
                     long ib = horizontal ? ia + 1 : ia + gc;
-                    merge_lanes(y + ia * q * q, y + ib * q * q, q, step, ee, ee + e * e,
+                    merge_lanes(y + ia * q * q, y + ib * q * q, q, step, ee, ee + e * e, kept,
                                 z + (r * mc + c) * k * k);
                 }
-            v8 *swap = y;
+            v4 *swap = y;
             y = z;
             z = swap;
             gr = mr;
             gc = mc;
             q = k;
         }
-        for (long l = 0; l < count; l++) {
-            double *o = out + (first + l) * q * q;
-            for (long i = 0; i < q * q; i++) o[i] = y[i][l];
+        for (long i = 0; i < q * q; i += 4) {
+            v4 t0 = __builtin_shufflevector(y[i], y[i + 1], 0, 4, 2, 6);
+            v4 t1 = __builtin_shufflevector(y[i], y[i + 1], 1, 5, 3, 7);
+            v4 t2 = __builtin_shufflevector(y[i + 2], y[i + 3], 0, 4, 2, 6);
+            v4 t3 = __builtin_shufflevector(y[i + 2], y[i + 3], 1, 5, 3, 7);
+            v4 lane[4] = {__builtin_shufflevector(t0, t2, 0, 1, 4, 5),
+                          __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
+                          __builtin_shufflevector(t0, t2, 2, 3, 6, 7),
+                          __builtin_shufflevector(t1, t3, 2, 3, 6, 7)};
+            for (long l = 0; l < count; l++) store(out + (first + l) * q * q + i, lane[l]);
         }
     }
     free(buf);
+    free(kept);
     return 0;
 }
