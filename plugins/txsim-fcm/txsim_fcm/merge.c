@@ -34,6 +34,12 @@ typedef double v4 __attribute__((vector_size(32)));
 static inline v4 load(const double *p) { v4 x; memcpy(&x, p, sizeof x); return x; }
 static inline void store(double *p, v4 x) { memcpy(p, &x, sizeof x); }
 static inline v4 splat(double x) { return (v4){x, x, x, x}; }
+#if defined(__clang__) || __GNUC__ >= 12
+#define SHUFFLE(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+typedef long long m4 __attribute__((vector_size(32)));
+#define SHUFFLE(a, b, i, j, k, l) __builtin_shuffle(a, b, (m4){i, j, k, l})
+#endif
 static inline long round_up(long n, long to) { return (n + to - 1) / to * to; }
 
 /* Port p + i of a ring of `period` ports, for 0 <= p < period and 0 <= i < period. */
@@ -147,31 +153,36 @@ static void tile(const double *w, long ld, long e, double *out, long k, long u, 
     }
 }
 
-/* The 4 x 4 block of out from (r, c) written transposed at (c, r). */
-static inline void transpose4(double *out, long k, long r, long c) {
-    v4 r0 = load(out + r * k + c), r1 = load(out + (r + 1) * k + c);
-    v4 r2 = load(out + (r + 2) * k + c), r3 = load(out + (r + 3) * k + c);
-    v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 2, 6);
-    v4 t1 = __builtin_shufflevector(r0, r1, 1, 5, 3, 7);
-    v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 2, 6);
-    v4 t3 = __builtin_shufflevector(r2, r3, 1, 5, 3, 7);
-    store(out + c * k + r, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));
-    store(out + (c + 1) * k + r, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
-    store(out + (c + 2) * k + r, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
-    store(out + (c + 3) * k + r, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+/* The columns c[0..3] of the 4 x 4 matrix whose rows are r[0..3]. */
+static inline void transpose(const v4 r[4], v4 c[4]) {
+    v4 t0 = SHUFFLE(r[0], r[1], 0, 4, 2, 6), t1 = SHUFFLE(r[0], r[1], 1, 5, 3, 7);
+    v4 t2 = SHUFFLE(r[2], r[3], 0, 4, 2, 6), t3 = SHUFFLE(r[2], r[3], 1, 5, 3, 7);
+    c[0] = SHUFFLE(t0, t2, 0, 1, 4, 5);
+    c[1] = SHUFFLE(t1, t3, 0, 1, 4, 5);
+    c[2] = SHUFFLE(t0, t2, 2, 3, 6, 7);
+    c[3] = SHUFFLE(t1, t3, 2, 3, 6, 7);
 }
 
-/* out[r][c] = out[c][r] below the diagonal: 4 x 4 blocks transposed in registers, strips of
-   four rows at a time (their sources stay in the cache), the rest element by element. */
+/* The size x size block of out (K x K) from (r, c) written transposed at (c, r), size a
+   multiple of 4. */
+static inline void transpose_block(double *out, long k, long r, long c, long size) {
+    for (long i = 0; i < size; i += 4)
+        for (long j = 0; j < size; j += 4) {
+            v4 rows[4], cols[4];
+            for (int t = 0; t < 4; t++) rows[t] = load(out + (r + i + t) * k + c + j);
+            transpose(rows, cols);
+            for (int t = 0; t < 4; t++) store(out + (c + j + t) * k + r + i, cols[t]);
+        }
+}
+
+/* out[r][c] = out[c][r] below the diagonal: 8 x 8 blocks (whole cache lines) transposed in
+   registers, the diagonal blocks and the edges element by element. */
 static void mirror(double *out, long k) {
-    long whole = k & ~3L;
-    for (long c = 0; c < whole; c += 4) {
-        for (long r = c + 4; r < whole; r += 4) transpose4(out, k, c, r);
-        for (long r = c + 1; r < c + 4; r++)
-            for (long q = c; q < r; q++) out[r * k + q] = out[q * k + r];
-    }
-    for (long r = whole; r < k; r++)
-        for (long q = 0; q < r; q++) out[r * k + q] = out[q * k + r];
+    long whole = k & ~7L;
+    for (long c = 0; c < whole; c += 8)
+        for (long r = c + 8; r < whole; r += 8) transpose_block(out, k, c, r, 8);
+    for (long r = 1; r < k; r++)
+        for (long c = r < whole ? r & ~7L : 0; c < r; c++) out[r * k + c] = out[c * k + r];
 }
 
 /* out (K x K) = -W^T W, W the e x K block of s from column w0 (zero-padded to the right): the
@@ -287,6 +298,7 @@ static void merge_lanes(const v4 *a, const v4 *b, long p, const int64_t *step, v
     case 1: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 1, out); break;
     case 2: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 2, out); break;
     case 4: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 4, out); break;
+    case 8: kept_less_terms(ek, inv, kept, a, b, p, ka, k, 8, out); break;
     default: kept_less_terms(ek, inv, kept, a, b, p, ka, k, e, out);
     }
 }
@@ -365,15 +377,9 @@ int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long
             q = k;
         }
         for (long i = 0; i < q * q; i += 4) {
-            v4 t0 = __builtin_shufflevector(y[i], y[i + 1], 0, 4, 2, 6);
-            v4 t1 = __builtin_shufflevector(y[i], y[i + 1], 1, 5, 3, 7);
-            v4 t2 = __builtin_shufflevector(y[i + 2], y[i + 3], 0, 4, 2, 6);
-            v4 t3 = __builtin_shufflevector(y[i + 2], y[i + 3], 1, 5, 3, 7);
-            v4 lane[4] = {__builtin_shufflevector(t0, t2, 0, 1, 4, 5),
-                          __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
-                          __builtin_shufflevector(t0, t2, 2, 3, 6, 7),
-                          __builtin_shufflevector(t1, t3, 2, 3, 6, 7)};
-            for (long l = 0; l < count; l++) store(out + (first + l) * q * q + i, lane[l]);
+            v4 lanes[4];
+            transpose(y + i, lanes);
+            for (long l = 0; l < count; l++) store(out + (first + l) * q * q + i, lanes[l]);
         }
     }
     free(buf);

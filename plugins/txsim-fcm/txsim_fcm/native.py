@@ -34,6 +34,10 @@ from txsim_core.compiled import compiling_enabled
 SOURCE = "merge.c"
 """The kernel's C source, shipped inside the package."""
 
+LEAF_INTERFACE = 8
+"""The first merges, while the shared sides have at most this many nodes, are done block by
+block by :func:`leaves_` (blocks of up to 8 x 16 cells: at 64 x 64, 4 and 16 were slower)."""
+
 FLAGS = (["-O3", "-march=native", "-funroll-loops"], ["-O3"])
 """Compiler flags, tried in this order (not every compiler and machine takes -march=native;
 unrolled loops measured 8 % faster)."""

@@ -608,15 +608,19 @@ class _Program:
         tail = min(TAIL_MERGES, len(plan))
         # The first merges, while the shared sides have at most SMALL_INTERFACE nodes, run with
         # the batch dimensions last; the others batch-first.
+        # On the CPU in float64 the C kernel grows the cells to blocks while the interfaces have
+        # at most native.LEAF_INTERFACE nodes (where the merges after them run batch-first);
+        # otherwise PyTorch does the merges with at most SMALL_INTERFACE shared nodes
+        # batch-last.
+        native_leaves = max(rows, cols) > SMALL_INTERFACE and native.takes(g)
+        limit = native.LEAF_INTERFACE if native_leaves else SMALL_INTERFACE
         small, h, w = 0, 1, 1
         for horizontal in plan[: len(plan) - tail]:
-            if (h if horizontal else w) > SMALL_INTERFACE:
+            if (h if horizontal else w) > limit:
                 break
             small += 1
             h, w = (h, 2 * w) if horizontal else (2 * h, w)
-        # On the CPU in float64 the C kernel does the small merges of each block, from the cells
-        # in plain order (where the merges after them run batch-first).
-        native_leaves = small > 0 and max(rows, cols) > SMALL_INTERFACE and native.takes(g)
+        native_leaves = native_leaves and small > 0
         self.batch_last_merges = [] if native_leaves else plan[:small]
         self.tape = do = _Tape()
         elim = self.elim = _Eliminator(do)
