@@ -161,3 +161,21 @@ def test_the_switch_turns_the_kernel_off_without_building_it(monkeypatch, rebuil
     monkeypatch.setenv(COMPILE_SWITCH, "0")
     monkeypatch.setattr(native, "_compilers", lambda: pytest.fail("tried to build"))
     assert not native.takes(torch.zeros(2, 2, dtype=torch.float64))
+
+
+def test_the_kernels_give_the_same_bits_on_any_number_of_threads(kernel):
+    """Each system is solved alone, whichever thread takes it (and however the arrays are
+    grouped, which depends on the thread count)."""
+    gen = torch.Generator().manual_seed(3)
+    g = 1e-5 + 9e-5 * torch.rand(9, 32, 64, dtype=torch.float64, generator=gen)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            network.clear_workspace()
+            results.append(network.port_admittance(g, 1.0, 4.6))
+    finally:
+        torch.set_num_threads(threads)
+        network.clear_workspace()
+    assert torch.equal(results[0], results[1])

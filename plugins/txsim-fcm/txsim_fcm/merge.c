@@ -1,7 +1,7 @@
 /* The merges of txsim_fcm's nested dissection, one small system at a time, for the CPU.
 
-   txsim_merge(a, offs_a, pa, sa, a0, ka, b, offs_b, pb, sb, b0, kb, e, out, info, count)
-   merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major, at
+   txsim_merge(a, offs_a, pa, sa, a0, ka, b, offs_b, pb, sb, b0, kb, e, out, info, count,
+               threads) merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major, at
    a + offs_a[m]) with B (pb x pb, at b + offs_b[m]) along their shared side of e ports, and
    eliminates the shared ports. Ports are numbered cyclically (ring order): A's shared side is
    ports sa, sa+1, ... (mod pa) and B's the same nodes the other way round, ports
@@ -21,8 +21,10 @@
    the updates vectorised along the rows and blocked in registers. The product W^T W is
    symmetric: only the 6 x 8 register tiles (12 accumulators of 4 doubles: no spills with the
    16 vector registers of AVX2) that reach the diagonal or lie above it are computed, then
-   mirrored in 4 x 4 blocks transposed in registers. Vectors
-   are GCC/Clang vector extensions; memcpy loads and stores carry no alignment assumption. */
+   mirrored in 4 x 4 blocks transposed in registers. Vectors are GCC/Clang vector extensions;
+   memcpy loads and stores carry no alignment assumption. Built with OpenMP, the systems of a
+   call are shared among threads (each with its own buffer); without, the pragmas are
+   ignored. */
 
 #include <math.h>
 #include <stdint.h>
@@ -205,34 +207,41 @@ static void add_kept(double *out, long k, const double *x, long period, long x0,
     }
 }
 
-/* Returns 0, or -1 if the working buffer could not be allocated (nothing is written). */
+/* Returns 0, or -1 if a working buffer could not be allocated (out is then not meaningful).
+   With OpenMP, the systems are shared among `threads` threads where there are enough. */
 int txsim_merge(const double *a, const int64_t *offs_a, long pa, long sa, long a0, long ka,
                const double *b, const int64_t *offs_b, long pb, long sb, long b0, long kb,
-               long e, double *out, int32_t *info, long count) {
+               long e, double *out, int32_t *info, long count, long threads) {
     long k = ka + kb;
     long w0 = round_up(e, 4);
     /* The tiles read W up to column round_up(k, 6) + 8 beyond w0: padded with zeros. */
     long ld = round_up(w0 + round_up(k, 6) + 8, 4);
-    double *s = aligned_alloc(64, round_up(e * ld * sizeof *s, 64));
-    if (!s) return -1;
-    for (long m = 0; m < count; m++) {
-        const double *am = a + offs_a[m], *bm = b ? b + offs_b[m] : NULL;
-        gather(s, ld, w0, am, pa, sa, a0, ka, bm, pb, sb, b0, kb, e);
-        info[m] = factor(s, ld, e);
-        double *om = out + m * k * k;
-        symmetric_product(s, ld, w0, e, om, k);
-        add_kept(om, k, am, pa, a0, ka);
-        if (bm) add_kept(om + ka * k + ka, k, bm, pb, b0, kb);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (count >= 2 * threads) reduction(| : failed)
+    {
+        double *s = aligned_alloc(64, round_up(e * ld * sizeof *s, 64));
+        failed |= !s;
+#pragma omp for schedule(static)
+        for (long m = 0; m < count; m++) {
+            if (!s) continue;
+            const double *am = a + offs_a[m], *bm = b ? b + offs_b[m] : NULL;
+            gather(s, ld, w0, am, pa, sa, a0, ka, bm, pb, sb, b0, kb, e);
+            info[m] = factor(s, ld, e);
+            double *om = out + m * k * k;
+            symmetric_product(s, ld, w0, e, om, k);
+            add_kept(om, k, am, pa, a0, ka);
+            if (bm) add_kept(om + ka * k + ka, k, bm, pb, b0, kb);
+        }
+        free(s);
     }
-    free(s);
-    return 0;
+    return failed ? -1 : 0;
 }
 
 /* ---- The first levels: blocks of h x w cells, LANES blocks at a time ----
 
-   txsim_leaves(g, batch, rows, cols, h, w, program, levels, g_row, g_col, out) computes the
-   port admittance of every h x w block of cells of the arrays g (batch x rows x cols,
-   contiguous, in siemens) by the first `levels` merges of the nested dissection, whose
+   txsim_leaves(g, batch, rows, cols, h, w, program, levels, g_row, g_col, out, threads)
+   computes the port admittance of every h x w block of cells of the arrays g (batch x rows x
+   cols, contiguous, in siemens) by the first `levels` merges of the nested dissection, whose
    interfaces have a few nodes: out (batch x rows/h x cols/w x P x P, contiguous) receives them
    in the ring order that those merges leave. Row t of `program` (9 numbers) describes merge t:
    horizontal (1) or vertical (0), shared nodes e, ports p of each subdomain, and sa, a0, ka,
@@ -328,10 +337,12 @@ static void leaves(v4 *y, const double *g, long rows, long cols, long h, long w,
         }
 }
 
-/* Returns 0, -1 if the working buffers could not be allocated, or -2 if a merge shares more
-   than MAX_SHARED nodes (nothing is written). */
+/* Returns 0, -1 if a working buffer could not be allocated (out is then not meaningful), or
+   -2 if a merge shares more than MAX_SHARED nodes (nothing is written). With OpenMP, the
+   groups of blocks are shared among `threads` threads where there are enough. */
 int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long w,
-                 const int64_t *program, long levels, double g_row, double g_col, double *out) {
+                 const int64_t *program, long levels, double g_row, double g_col, double *out,
+                 long threads) {
     /* The largest level (subdomains x ports^2) and the largest merge's scratch. */
     long most = h * w * 16, scratch = 0, nr = h, nc = w, widest = 0;
     for (long t = 0; t < levels; t++) {
@@ -344,45 +355,48 @@ int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long
         scratch = e * e + e * k > scratch ? e * e + e * k : scratch;
         widest = k > widest ? k : widest;
     }
-    v4 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v4));
-    long *kept = malloc(widest * sizeof *kept);
-    if (!buf || !kept) {
+    long blocks = batch * (rows / h) * (cols / w), groups = (blocks + LANES - 1) / LANES;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (groups >= 2 * threads) reduction(| : failed)
+    {
+        v4 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v4));
+        long *kept = malloc(widest * sizeof *kept);
+        failed |= !buf || !kept;
+#pragma omp for schedule(static)
+        for (long group = 0; group < groups; group++) {
+            if (!buf || !kept) continue;
+            long first = group * LANES;
+            long count = blocks - first < LANES ? blocks - first : LANES;
+            v4 *y = buf, *z = buf + most, *ee = buf + 2 * most;
+            leaves(y, g, rows, cols, h, w, first, count, g_row, g_col);
+            long gr = h, gc = w, q = 4;
+            for (long t = 0; t < levels; t++) {
+                const int64_t *step = program + 9 * t;
+                long e = step[1], k = step[5] + step[8];
+                int horizontal = step[0] != 0;
+                long mr = horizontal ? gr : gr / 2, mc = horizontal ? gc / 2 : gc;
+                for (long r = 0; r < mr; r++)
+                    for (long c = 0; c < mc; c++) {
+                        long ia = horizontal ? r * gc + 2 * c : 2 * r * gc + c;
+                        long ib = horizontal ? ia + 1 : ia + gc;
+                        merge_lanes(y + ia * q * q, y + ib * q * q, q, step, ee, ee + e * e,
+                                    kept, z + (r * mc + c) * k * k);
+                    }
+                v4 *swap = y;
+                y = z;
+                z = swap;
+                gr = mr;
+                gc = mc;
+                q = k;
+            }
+            for (long i = 0; i < q * q; i += 4) {
+                v4 lanes[4];
+                transpose(y + i, lanes);
+                for (long l = 0; l < count; l++) store(out + (first + l) * q * q + i, lanes[l]);
+            }
+        }
         free(buf);
         free(kept);
-        return -1;
     }
-    long blocks = batch * (rows / h) * (cols / w);
-    for (long first = 0; first < blocks; first += LANES) {
-        long count = blocks - first < LANES ? blocks - first : LANES;
-        v4 *y = buf, *z = buf + most, *ee = buf + 2 * most;
-        leaves(y, g, rows, cols, h, w, first, count, g_row, g_col);
-        long gr = h, gc = w, q = 4;
-        for (long t = 0; t < levels; t++) {
-            const int64_t *step = program + 9 * t;
-            long e = step[1], k = step[5] + step[8];
-            int horizontal = step[0] != 0;
-            long mr = horizontal ? gr : gr / 2, mc = horizontal ? gc / 2 : gc;
-            for (long r = 0; r < mr; r++)
-                for (long c = 0; c < mc; c++) {
-                    long ia = horizontal ? r * gc + 2 * c : 2 * r * gc + c;
-                    long ib = horizontal ? ia + 1 : ia + gc;
-                    merge_lanes(y + ia * q * q, y + ib * q * q, q, step, ee, ee + e * e, kept,
-                                z + (r * mc + c) * k * k);
-                }
-            v4 *swap = y;
-            y = z;
-            z = swap;
-            gr = mr;
-            gc = mc;
-            q = k;
-        }
-        for (long i = 0; i < q * q; i += 4) {
-            v4 lanes[4];
-            transpose(y + i, lanes);
-            for (long l = 0; l < count; l++) store(out + (first + l) * q * q + i, lanes[l]);
-        }
-    }
-    free(buf);
-    free(kept);
-    return 0;
+    return failed ? -1 : 0;
 }

@@ -38,9 +38,13 @@ LEAF_INTERFACE = 8
 """The first merges, while the shared sides have at most this many nodes, are done block by
 block by :func:`leaves_` (blocks of up to 8 x 16 cells: at 64 x 64, 4 and 16 were slower)."""
 
-FLAGS = (["-O3", "-march=native", "-funroll-loops"], ["-O3"])
-"""Compiler flags, tried in this order (not every compiler and machine takes -march=native;
-unrolled loops measured 8 % faster)."""
+FLAGS = (
+    ["-O3", "-march=native", "-funroll-loops", "-fopenmp"],
+    ["-O3", "-march=native", "-funroll-loops"],
+    ["-O3"],
+)
+"""Compiler flags, tried in this order (not every compiler has OpenMP, which shares a call's
+systems among torch's threads, nor takes -march=native; unrolled loops measured 8 % faster)."""
 
 
 def _compilers() -> list[str]:
@@ -66,17 +70,17 @@ def _library() -> ctypes.CDLL | None:
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode == 0:
                     loaded = ctypes.CDLL(lib)
-                    kernel = loaded.txsim_merge
-                    kernel.restype = ctypes.c_int
-                    side = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_long] * 4
-                    kernel.argtypes = side * 2 + [ctypes.c_long, ctypes.c_void_p] * 2
-                    kernel = loaded.txsim_leaves
-                    kernel.restype = ctypes.c_int
-                    kernel.argtypes = (
-                        ([ctypes.c_void_p] + [ctypes.c_long] * 5 + [ctypes.c_void_p, ctypes.c_long])
-                        + [ctypes.c_double] * 2
-                        + [ctypes.c_void_p]
-                    )
+                    pointer, integer, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
+                    side = [pointer, pointer, integer, integer, integer, integer]
+                    merge = loaded.txsim_merge
+                    merge.restype = ctypes.c_int
+                    merge.argtypes = [*side, *side, integer, pointer, pointer, integer, integer]
+                    leaves = loaded.txsim_leaves
+                    leaves.restype = ctypes.c_int
+                    leaves.argtypes = [
+                        *[pointer, *[integer] * 5],
+                        *[pointer, integer, real, real, pointer, integer],
+                    ]
                     return loaded
                 errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-300:]}")
     reason = "; ".join(errors) if errors else "no C compiler found (tried $CC, cc, gcc, clang)"
@@ -145,7 +149,8 @@ def merge_(a: Side, b: Side | None, count: int, out: torch.Tensor, info: torch.T
         out: ``(..., K, K)``, contiguous; written.
         info: int32, one per system: 0, or 1 where the factorisation failed.
 
-    The kernel runs on the calling thread, without the GIL.
+    The kernel runs without the GIL, on torch's number of threads where it was built with
+    OpenMP and the systems are enough to share.
     """
     kernel = _library().txsim_merge  # type: ignore[union-attr]
     size_a = a.matrices.shape[-1]
@@ -154,7 +159,8 @@ def merge_(a: Side, b: Side | None, count: int, out: torch.Tensor, info: torch.T
         size_b = b.matrices.shape[-1]
         b_args = (b.matrices.data_ptr(), b.offsets.data_ptr(), size_b, *b[2:])
     a_args = (a.matrices.data_ptr(), a.offsets.data_ptr(), size_a, *a[2:])
-    status = kernel(*a_args, *b_args, count, out.data_ptr(), info.data_ptr(), info.numel())
+    threads = torch.get_num_threads()
+    status = kernel(*a_args, *b_args, count, out.data_ptr(), info.data_ptr(), info.numel(), threads)
     if status:
         raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
 
@@ -180,10 +186,14 @@ def leaves_(
         out: ``(B, N / h, M / w, P, P)``, contiguous; written in the ring order that the
             merges leave.
 
-    The kernel runs on the calling thread, without the GIL.
+    The kernel runs without the GIL, on torch's number of threads where it was built with
+    OpenMP and the blocks are enough to share.
     """
     kernel = _library().txsim_leaves  # type: ignore[union-attr]
     batch, rows, cols = cells.shape
     args = (cells.data_ptr(), batch, rows, cols, *block, program.data_ptr(), program.shape[0])
-    if kernel(*args, g_row, g_col, out.data_ptr()):
+    status = kernel(*args, g_row, g_col, out.data_ptr(), torch.get_num_threads())
+    if status == -2:
+        raise AssertionError("txsim-fcm: the C kernel takes merges of at most 8 shared nodes")
+    if status:
         raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
