@@ -9,7 +9,9 @@ A script, not a test::
 What is measured (all in one run, so the ratios compare like with like):
 
 * batch: ``effective_conductance`` of one batch of arrays (default 64 arrays of 64 x 64) for
-  ``fcm`` (one direction; both directions from one call), ``aam`` (order 1 and 2), and the
+  ``fcm`` (one direction; both directions from one call; on the CPU also one direction with its
+  PyTorch operations instead of its C kernels, ``TXSIM_COMPILE=0``), ``aam`` (order 1 and 2),
+  and the
   baseline: :func:`scipy.sparse.linalg.splu` of each array's nodal matrix plus one solve per
   input line (``txsim_core.testing.ngspice.nodal_effective_conductance``), array after array.
   Reported per array, with the baseline's time divided by each solver's.
@@ -39,13 +41,14 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import numpy as np
 import torch
 
 import txsim_core
+from txsim_core.compiled import COMPILE_SWITCH
 from txsim_core.testing.ngspice import nodal_effective_conductance
 
 REGIMES = {"reram": (1e5, 1e6), "pcm": (1e4, 1e6), "spintronic": (1e3, 1e4)}
@@ -77,6 +80,20 @@ def median_time(fn: Callable[[], object], repeat: int, device: torch.device) -> 
     return statistics.median(times)
 
 
+@contextmanager
+def compiled_kernels_off() -> Iterator[None]:
+    """Within: ``TXSIM_COMPILE=0``, so ``fcm`` solves with PyTorch operations, not its C kernels."""
+    before = os.environ.get(COMPILE_SWITCH)
+    os.environ[COMPILE_SWITCH] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[COMPILE_SWITCH]
+        else:
+            os.environ[COMPILE_SWITCH] = before
+
+
 def splu_time(g: torch.Tensor, directions: tuple[str, ...], repeat: int) -> float:
     """Median time per array of the sparse nodal solve, over the arrays of ``g`` (CPU)."""
     host = g.cpu().numpy()
@@ -103,6 +120,10 @@ def batch_table(args: argparse.Namespace, device: torch.device) -> dict:
             for direction in directions:
                 nodal_effective_conductance(a, direction=direction, **RESISTANCES)
 
+    def torch_operations() -> object:
+        with compiled_kernels_off():
+            return fcm.effective_conductance(g)
+
     methods: dict[str, tuple[Callable[[], object], int]] = {
         "fcm forward": (lambda: fcm.effective_conductance(g), g.shape[0]),
         "fcm both directions": (lambda: fcm.effective_conductances(g), g.shape[0]),
@@ -114,6 +135,8 @@ def batch_table(args: argparse.Namespace, device: torch.device) -> dict:
             host.shape[0],
         ),
     }
+    if device.type == "cpu":  # fcm's C kernels run on the CPU only
+        methods["fcm forward, PyTorch operations"] = (torch_operations, g.shape[0])
     times: dict[str, list[float]] = {name: [] for name in methods}
     for rep in range(args.repeat + 1):  # the first repetition is a warm-up
         for name, (fn, count) in methods.items():
