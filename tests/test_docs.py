@@ -12,7 +12,7 @@ import pytest
 
 from txsim_core.cli import cli
 from txsim_core.manager import ENV_DISABLE_AUTOLOAD
-from txsim_core.reference import cli_reference, config_reference, models_reference
+from txsim_core.reference import cli_reference, config_reference, main, models_reference
 from txsim_core.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +32,17 @@ def test_models_reference_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
     if "txsim-fcm" not in distributions:
         pytest.skip("the plugins of this repository are not installed")
     assert (REFERENCE / "models.md").read_text() == models_reference(registry), REGENERATE
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["-x"], 2), (["a", "b"], 2)])
+def test_the_generator_takes_options_for_no_folder(
+    argv: list[str], code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    assert ended.value.code == code
+    assert not list(tmp_path.iterdir())  # no folder named after an option
 
 
 @pytest.mark.slow

@@ -131,6 +131,14 @@ def write_reference(folder: Path, registry: Registry | None = None) -> list[Path
     return paths
 
 
-if __name__ == "__main__":
-    for written in write_reference(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/reference")):
+def main(argv: list[str]) -> None:
+    """``python -m txsim_core.reference [FOLDER]``: write the pages (default ``docs/reference``)."""
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print("usage: python -m txsim_core.reference [FOLDER]  (default: docs/reference)")
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    for written in write_reference(Path(argv[0] if argv else "docs/reference")):
         print(written)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

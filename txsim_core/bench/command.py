@@ -36,8 +36,8 @@ from txsim_core.errors import TxsimError
 @click.option(
     "--batches",
     type=click.IntRange(min=1),
-    help="Timed minibatches per configuration. Default: an epoch of LeNet-5 for native and "
-    "ideal, 8 for the paper configurations; 8 and 2 on ResNet-20.",
+    help="Timed minibatches per configuration. Default: a whole epoch of LeNet-5 for every "
+    "configuration; on ResNet-20, 8 for native and ideal and 2 for the others.",
 )
 @click.option("--warmup", type=click.IntRange(min=1), help="Untimed minibatches first.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
