@@ -140,7 +140,7 @@ def test_the_kernels_and_the_torch_operations_give_the_same_admittance(kernel, m
 
 def test_without_a_compiler_the_solver_warns_once_and_uses_torch(monkeypatch, rebuild):
     monkeypatch.setattr(native, "_compilers", lambda: [])
-    with pytest.warns(RuntimeWarning, match=r"could not build its C kernel \(no C compiler"):
+    with pytest.warns(RuntimeWarning, match=r"could not build its C kernels \(no C compiler"):
         assert not native.available()
     assert not native.available()  # once: the result is kept
     g = torch.full((1, 16, 16), 1e-5, dtype=torch.float64)

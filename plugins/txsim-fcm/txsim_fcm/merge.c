@@ -1,8 +1,9 @@
-/* The merges of txsim_fcm's nested dissection, one small system at a time, for the CPU.
+/* The merges of txsim_fcm's nested dissection on the CPU: txsim_merge, one system at a time,
+   and txsim_leaves (below), the first levels block by block.
 
    txsim_merge(a, offs_a, pa, sa, a0, ka, b, offs_b, pb, sb, b0, kb, e, out, info, count,
-               threads) merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major, at
-   a + offs_a[m]) with B (pb x pb, at b + offs_b[m]) along their shared side of e ports, and
+   threads) merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major,
+   at a + offs_a[m]) with B (pb x pb, at b + offs_b[m]) along their shared side of e ports, and
    eliminates the shared ports. Ports are numbered cyclically (ring order): A's shared side is
    ports sa, sa+1, ... (mod pa) and B's the same nodes the other way round, ports
    sb+e-1, ..., sb (mod pb); A keeps ka ports from a0 and B keeps kb ports from b0. With
@@ -251,11 +252,12 @@ int txsim_merge(const double *a, const int64_t *offs_a, long pa, long sa, long a
 
    Such small systems are not worth a loop of their own: every value below is a vector of
    LANES numbers, one per block, so every operation works on LANES blocks at once, and all the
-   levels of a group of blocks stay in the cache (8 vectors of 4 lanes were slower: GCC splits
-   them through memory without AVX-512). The shared nodes of a merge are eliminated one at a
-   time from the shared rows; then every entry of the kept part is computed once, its kept
+   levels of a group of blocks stay in the cache (vectors of 8 lanes were slower: without
+   AVX-512, GCC splits them through memory). The shared nodes of a merge are eliminated one at
+   a time from the shared rows; then every entry of the kept part is computed once, its kept
    value less all the rank-1 terms summed in registers, and written in both triangles. The
-   result is gathered from the lanes by 4 x 4 transposes. */
+   result is gathered from the lanes by 4 x 4 transposes. No pivot is checked: with finite,
+   non-negative cells (which the caller checks) every pivot is positive. */
 
 #define LANES 4      /* blocks per vector */
 #define MAX_SHARED 8 /* the most shared nodes of a merge here */
@@ -280,8 +282,9 @@ static inline __attribute__((always_inline)) void kept_less_terms(
 
 /* One merge for LANES blocks: a and b are p x p matrices of vectors, out (K x K) gets
    blockdiag(a kept, b kept) - ek^T ee^-1 ek. The shared nodes are eliminated one at a time
-   from ee and ek (e x e and e x K, scratch; kept: K indices, scratch); then each entry of the upper triangle of out is
-   its kept value less the e rank-1 terms, summed in registers, and is written mirrored too. */
+   from ee and ek (e x e and e x K, scratch; kept: K indices, scratch); then each entry of the
+   upper triangle of out is its kept value less the e rank-1 terms, summed in registers, and is
+   written mirrored too. */
 static void merge_lanes(const v4 *a, const v4 *b, long p, const int64_t *step, v4 *ee,
                         v4 *ek, long *kept, v4 *out) {
     long e = step[1], sa = step[3], a0 = step[4], ka = step[5];
@@ -290,7 +293,8 @@ static void merge_lanes(const v4 *a, const v4 *b, long p, const int64_t *step, v
     for (long c = 0; c < kb; c++) kept[ka + c] = ring(b0, c, p);
     for (long i = 0; i < e; i++) {
         const v4 *ar = a + ring(sa, i, p) * p, *br = b + ring(sb, e - 1 - i, p) * p;
-        for (long j = 0; j < e; j++) ee[i * e + j] = ar[ring(sa, j, p)] + br[ring(sb, e - 1 - j, p)];
+        for (long j = 0; j < e; j++)
+            ee[i * e + j] = ar[ring(sa, j, p)] + br[ring(sb, e - 1 - j, p)];
         for (long c = 0; c < ka; c++) ek[i * k + c] = ar[kept[c]];
         for (long c = ka; c < k; c++) ek[i * k + c] = br[kept[c]];
     }
@@ -359,7 +363,7 @@ int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long
     int failed = 0;
 #pragma omp parallel num_threads(threads) if (groups >= 2 * threads) reduction(| : failed)
     {
-        v4 *buf = aligned_alloc(64, (2 * most + scratch) * sizeof(v4));
+        v4 *buf = aligned_alloc(64, round_up((2 * most + scratch) * sizeof(v4), 64));
         long *kept = malloc(widest * sizeof *kept);
         failed |= !buf || !kept;
 #pragma omp for schedule(static)

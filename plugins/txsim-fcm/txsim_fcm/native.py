@@ -1,18 +1,23 @@
-"""The C kernel of the batch-first merges (``merge.c``), built on first use on the CPU.
+"""The C kernels of the merges (``merge.c``), built on first use on the CPU.
 
-The batch-first levels of :func:`txsim_fcm.network.port_admittance` merge thousands of small
-subdomains (8 to 64 shared nodes, 24 to 192 kept ports). PyTorch does each merge as block
-copies that gather the shared and kept blocks of both subdomains, a batched Cholesky
-factorisation, a triangular solve, a matrix product and additions of the kept blocks, each of
-which reads and writes every system again (and LAPACK is called system by system).
-``merge.c`` does all of it for one system while it sits in the cache, vectorised and blocked
-in registers, and computes only one half of the symmetric product.
+:func:`txsim_fcm.network.port_admittance` merges subdomains level by level. In PyTorch each
+merge is a dozen batched calls (block copies that gather the shared and kept blocks of both
+subdomains, a Cholesky factorisation, a triangular solve, a matrix product, additions of the
+kept blocks), each of which reads and writes every system of the level again. Two kernels do
+the merges while the systems sit in the cache instead:
 
-The kernel is compiled by the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
-into a temporary directory, once per process (about 0.3 s), and loaded with :mod:`ctypes`; it is
-built for the machine it runs on (``-march=native``, else without). Where no compiler works, or
-``TXSIM_COMPILE=0`` (:data:`txsim_core.compiled.COMPILE_SWITCH`), the solver warns once (only
-where compiling failed) and uses the PyTorch operations: the same results to rounding, slower.
+* :func:`leaves_`: the first levels (at most :data:`LEAF_INTERFACE` shared nodes), block by
+  block, 4 blocks per vector, from the cells to the blocks' port admittances;
+* :func:`merge_`: every later merge, one system at a time, vectorised and blocked in registers,
+  with only one half of the symmetric product computed.
+
+Both share a call's work among torch's threads with OpenMP where the compiler has it. The
+kernels are compiled by the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
+into a temporary directory, once per process (about 0.8 s), and loaded with :mod:`ctypes`;
+they are built for the machine they run on (``-march=native``, else without). Where no compiler
+works, or ``TXSIM_COMPILE=0`` (:data:`txsim_core.compiled.COMPILE_SWITCH`), the solver warns
+once (only where compiling failed) and uses the PyTorch operations: the same results to
+rounding, 2 to 3x slower.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 from txsim_core.compiled import compiling_enabled
 
 SOURCE = "merge.c"
-"""The kernel's C source, shipped inside the package."""
+"""The kernels' C source, shipped inside the package."""
 
 LEAF_INTERFACE = 8
 """The first merges, while the shared sides have at most this many nodes, are done block by
@@ -85,9 +90,9 @@ def _library() -> ctypes.CDLL | None:
                 errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-300:]}")
     reason = "; ".join(errors) if errors else "no C compiler found (tried $CC, cc, gcc, clang)"
     warnings.warn(
-        f"txsim-fcm could not build its C kernel ({reason}); solving with PyTorch operations "
-        "instead: the same results to rounding, slower. Install a C compiler (e.g. gcc) to "
-        "use the kernel, or set TXSIM_COMPILE=0 to skip it without this warning.",
+        f"txsim-fcm could not build its C kernels ({reason}); solving with PyTorch operations "
+        "instead: the same results to rounding, 2 to 3x slower. Install a C compiler (e.g. gcc) "
+        "to use the kernels, or set TXSIM_COMPILE=0 to skip them without this warning.",
         RuntimeWarning,
         stacklevel=3,
     )
@@ -95,12 +100,12 @@ def _library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """Whether the kernel is on (:data:`~txsim_core.compiled.COMPILE_SWITCH`) and builds here."""
+    """Whether the kernels are on (:data:`~txsim_core.compiled.COMPILE_SWITCH`) and build here."""
     return compiling_enabled() and _library() is not None
 
 
 def takes(x: torch.Tensor) -> bool:
-    """Whether the kernel takes matrices like ``x``: float64 on the CPU, and :func:`available`."""
+    """Whether the kernels take tensors like ``x``: float64 on the CPU, and :func:`available`."""
     return x.device.type == "cpu" and x.dtype == torch.float64 and available()
 
 
@@ -108,8 +113,9 @@ class Side(NamedTuple):
     """One subdomain of a merge: its matrices and where its ports lie on its ring.
 
     ``matrices`` has shape ``(..., P, P)`` with the last two dimensions contiguous (any strides
-    before them); the shared side is the ``count`` ports from ``shared`` (mod P) and the kept
-    ports are the ``kept`` ports from ``kept_start`` (mod P).
+    before them); ``offsets`` holds the element offset of each system's matrix from the first.
+    The shared side starts at port ``shared`` (mod P); the kept ports are the ``kept`` ports
+    from ``kept_start`` (mod P).
     """
 
     matrices: torch.Tensor

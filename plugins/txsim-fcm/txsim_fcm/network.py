@@ -27,6 +27,9 @@ Algorithm (nested dissection on the 2-D grid, all arrays and all blocks of a lev
 * The solve of a group is recorded while it runs (:class:`_Program`, :class:`_Tape`): the
   other groups of the call, and later calls with the same group shape on the kept working
   memory, replay the recorded tensor operations without rebuilding them in Python.
+* On the CPU in float64 the merges run in C (:mod:`txsim_fcm.native`, where a C compiler
+  builds it): the first levels block by block, the later ones system by system, each while it
+  is in the cache; the PyTorch operations described below are the path elsewhere.
 
 Ports are stored in *ring order* (clockwise: L bottom to top, T left to right, R top to bottom,
 B right to left), so that the ports one subdomain keeps in a merge are one cyclic interval and
@@ -324,10 +327,7 @@ class _Eliminator:
     def cholesky(
         self, arena: _Arena, ek: torch.Tensor, ee: torch.Tensor, out: torch.Tensor
     ) -> torch.Tensor:
-        """Batch-first: ``out = -ek^T ee^-1 ek`` (``out`` contiguous); the caller adds the rest.
-
-        ``ee`` and ``ek`` may be overwritten.
-        """
+        """Batch-first: ``out = -ek^T ee^-1 ek`` (``out`` contiguous); the caller adds the rest."""
         do = self.do
         factor = arena.take(tuple(ee.shape))
         info = torch.empty(ee.shape[:-2], dtype=torch.int32, device=ee.device)
@@ -606,12 +606,10 @@ class _Program:
     ) -> None:
         batch, rows, cols = g.shape
         tail = min(TAIL_MERGES, len(plan))
-        # The first merges, while the shared sides have at most SMALL_INTERFACE nodes, run with
-        # the batch dimensions last; the others batch-first.
-        # On the CPU in float64 the C kernel grows the cells to blocks while the interfaces have
-        # at most native.LEAF_INTERFACE nodes (where the merges after them run batch-first);
-        # otherwise PyTorch does the merges with at most SMALL_INTERFACE shared nodes
-        # batch-last.
+        # The first merges, while the shared sides are small, grow the cells to blocks: on the
+        # CPU in float64 the C kernel does them block by block up to native.LEAF_INTERFACE
+        # shared nodes (where the merges after them run batch-first), otherwise PyTorch does
+        # them with the batch dimensions last up to SMALL_INTERFACE. The others run batch-first.
         native_leaves = max(rows, cols) > SMALL_INTERFACE and native.takes(g)
         limit = native.LEAF_INTERFACE if native_leaves else SMALL_INTERFACE
         small, h, w = 0, 1, 1
