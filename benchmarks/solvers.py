@@ -5,6 +5,7 @@ A script, not a test::
     python benchmarks/solvers.py                  # tables for people
     python benchmarks/solvers.py --json           # one JSON document for scripts
     python benchmarks/solvers.py --accuracy       # also aam's error against fcm per regime
+    python benchmarks/solvers.py --plot solvers.png   # also the scaling table as a plot
 
 What is measured (all in one run, so the ratios compare like with like):
 
@@ -35,6 +36,7 @@ reports medians of ``--repeat`` runs per method.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -43,6 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -233,13 +236,69 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accuracy-sizes", type=int, nargs="*", default=[16, 32, 64, 128])
     parser.add_argument("--accuracy-arrays", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--plot", type=Path, help="also write the scaling table as a PNG plot to this file"
+    )
     args = parser.parse_args(argv)
+    if args.plot and not args.sizes:
+        parser.error("--plot draws the scaling table: give it --sizes")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error('--plot needs matplotlib: pip install "txsim[plot]"')
     if args.threads:
         torch.set_num_threads(args.threads)
     limiter, blas = blas_threads(args.threads)
     with limiter:
         result = measure(args, blas)
     report(args, result)
+    if args.plot:
+        plot_scaling(args.plot, result)
+
+
+SPEEDUP_TARGET = 30.0
+"""The speed-up over splu that issue 6 asks of fcm at 64x64 (drawn on the plot)."""
+
+
+def plot_scaling(path: Path, result: dict) -> None:
+    """Write ``path`` (PNG): milliseconds per array against the array size for every solver
+    (left, log-log), and how many times faster than splu each is (right, with issue 6's 30x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["scaling"]
+    sizes = [r["size"] for r in rows]
+    figure, (times, speedups) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, style in (
+        ("fcm", "o-"),
+        ("aam order 2", "s--"),
+        ("aam order 1", "^--"),
+        ("splu", "x:"),
+    ):
+        own = [r for r in rows if r[name] is not None]  # aam order 1 refuses large arrays
+        x = [r["size"] for r in own]
+        times.plot(x, [r[name] * 1e3 for r in own], style, label=name)
+        if name != "splu":
+            speedups.plot(x, [r["splu"] / r[name] for r in own], style, label=name)
+    speedups.axhline(SPEEDUP_TARGET, color="grey", linewidth=0.8, label="30x (issue 6)")
+    env = result["environment"]
+    times.set_yscale("log")
+    speedups.set_ylim(bottom=0)
+    for axes, label in ((times, "ms per array (one direction)"), (speedups, "x faster than splu")):
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(sizes, [f"{n}x{n}" for n in sizes])
+        axes.set_xlabel("array size")
+        axes.set_ylabel(label)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.suptitle(
+        f"Array solvers, {result['batch']['regime']} cells, torch {env['torch']} on "
+        f"{env['device']}, {env['torch_threads']} thread(s)"
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def blas_threads(threads: int | None) -> tuple[AbstractContextManager, int | None]:

@@ -40,12 +40,14 @@ def solvers():
 
 
 @pytest.mark.usefixtures("solver_plugins")
-def test_the_script_reports_every_method_against_splu(solvers, capsys, monkeypatch):
+def test_the_script_reports_every_method_against_splu(solvers, capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
     monkeypatch.delenv(COMPILE_SWITCH, raising=False)
-    args = ["--json", "--arrays", "2", "--size", "8", "--splu-arrays", "1"]
+    args = ["--json", "--arrays", "2", "--size", "8", "--splu-arrays", "1", "--repeat", "1"]
+    plot = tmp_path / "plots" / "solvers.png"
     threads = torch.get_num_threads()
     try:
-        solvers.main([*args, "--sizes", "8", "--repeat", "1", "--threads", "1"])
+        solvers.main([*args, "--sizes", "4", "8", "--threads", "1", "--plot", str(plot)])
     finally:
         torch.set_num_threads(threads)
     result = json.loads(capsys.readouterr().out)
@@ -63,9 +65,16 @@ def test_the_script_reports_every_method_against_splu(solvers, capsys, monkeypat
         "splu forward (baseline)",
         "splu both directions (baseline)",
     }
-    assert [row["size"] for row in result["scaling"]] == [8]
+    assert [row["size"] for row in result["scaling"]] == [4, 8]
+    assert plot.read_bytes().startswith(b"\x89PNG")
     assert result["environment"]["torch_threads"] == 1
     assert COMPILE_SWITCH not in os.environ  # the PyTorch-operations run restores the switch
+
+
+def test_a_plot_needs_the_scaling_table(solvers, capsys):
+    with pytest.raises(SystemExit):
+        solvers.main(["--sizes", "--plot", "x.png"])
+    assert "--plot draws the scaling table" in capsys.readouterr().err
 
 
 def test_the_kernels_can_be_switched_off_for_one_block(solvers, monkeypatch):
