@@ -244,6 +244,30 @@ def test_reuse_of_the_last_solve_follows_the_tensor_and_its_version():
         )
 
 
+def test_a_reused_solve_keeps_its_terminations_and_hands_out_copies(monkeypatch):
+    """Forward, then backward on the same tensor (a layer's two directions): one network solve
+    and, with equal terminals, one termination; every result is the caller's own tensor."""
+    from txsim_fcm import models
+
+    g = torch.tensor(random_array((3, 8, 8), "reram", 13))
+    calls = []
+    real = models.terminate
+    monkeypatch.setattr(models, "terminate", lambda *a: calls.append(a[-1]) or real(*a))
+    solver = txsim_core.build_model("solver", "fcm")
+    forward = solver.effective_conductance(g, "forward")
+    expected = forward.clone()
+    forward.zero_()  # the caller's tensor: the kept result must not change with it
+    backward = solver.effective_conductance(g, "backward")
+    again = solver.effective_conductance(g, "forward")
+    assert calls == ["forward"]
+    assert torch.equal(backward, expected) and torch.equal(again, expected)
+    assert backward.data_ptr() != again.data_ptr()
+    unequal = txsim_core.build_model("solver", "fcm", r_source=50.0, r_sink=10.0)
+    unequal.effective_conductances(g)
+    unequal.effective_conductance(g, "backward")
+    assert calls == ["forward", "forward", "backward"]
+
+
 def test_open_and_empty_arrays():
     solver = txsim_core.build_model("solver", "fcm")
     zeros = solver.effective_conductance(torch.zeros(3, 8, 8))

@@ -94,7 +94,7 @@ class FCMSolver(ArraySolver):
 
     def __init__(self, params: FCMParams) -> None:
         super().__init__(params)
-        self._last: tuple[torch.Tensor, int, list[torch.Tensor]] | None = None
+        self._last: tuple[torch.Tensor, int, _Solve] | None = None
 
     @staticmethod
     def _tensor_version(g: torch.Tensor) -> int | None:
@@ -103,11 +103,12 @@ class FCMSolver(ArraySolver):
         except RuntimeError:  # inference tensors have no version counter
             return None
 
-    def _cached(self, g: torch.Tensor) -> list[torch.Tensor] | None:
+    def _reused(self, g: torch.Tensor) -> _Solve | None:
+        """The last solve, if it was of this very tensor, unmodified since."""
         if not self.params.reuse_last or self._last is None:
             return None
-        tensor, version, ports = self._last
-        return ports if tensor is g and self._tensor_version(g) == version else None
+        tensor, version, solve = self._last
+        return solve if tensor is g and self._tensor_version(g) == version else None
 
     def effective_conductance(
         self, g: torch.Tensor, direction: Direction = "forward"
@@ -125,51 +126,74 @@ class FCMSolver(ArraySolver):
             directions: the directions wanted, in the order they are returned.
 
         Returns:
-            One tensor of ``g``'s shape and dtype per direction (see
+            One new tensor of ``g``'s shape and dtype per direction (see
             :meth:`effective_conductance`).
         """
         for direction in directions:
             check_direction(direction)
         check_conductances(g, "solver 'fcm'")
-        p = self.params
-        *lead, rows, cols = g.shape
-        flat = g.reshape(-1, rows, cols)
-        n_pad, m_pad = _pow2(rows), _pow2(cols)
-        per_chunk = max(1, p.workspace_bytes // (BYTES_PER_SITE * n_pad * m_pad))
-        ports = self._cached(g)
-        if ports is None:
-            ports = []
-            for start in range(0, flat.shape[0], per_chunk):
-                chunk = flat[start : start + per_chunk].to(torch.float64)
-                padded = chunk.new_zeros((chunk.shape[0], n_pad, m_pad))
-                padded[:, n_pad - rows :, :cols] = chunk
-                try:
-                    ports.append(port_admittance(padded, p.r_row, p.r_col, p.keep_workspace))
-                except NetworkError as exc:
-                    raise NetworkError(f"solver 'fcm': {exc}") from None
+        solve = self._reused(g)
+        kept = solve is not None
+        if solve is None:
+            solve = _Solve(self._port_admittances(g))
             version = self._tensor_version(g)
-            if p.reuse_last and version is not None:
-                self._last = (g, version, ports)
-        outputs: list[list[torch.Tensor]] = [[] for _ in directions]
+            if self.params.reuse_last and version is not None:
+                self._last, kept = (g, version, solve), True
         # Reciprocity: with r_source == r_sink the backward matrix is the forward one (the
         # current at column j from a unit source on row i equals the current at row i from a
         # unit source on column j), so one termination serves both directions.
-        reciprocal = p.r_source == p.r_sink
-        for y in ports:
-            terminated: dict[str, torch.Tensor] = {}
-            for out, direction in zip(outputs, directions, strict=True):
-                key = "forward" if reciprocal else direction
-                if key not in terminated:
-                    t = terminate(y, n_pad, p.r_source, p.r_sink, key)
-                    terminated[key] = t[:, n_pad - rows :, :cols]
-                out.append(terminated[key])
+        reciprocal = self.params.r_source == self.params.r_sink
         results = []
-        for out in outputs:
-            t = torch.cat(out) if out else flat.new_zeros((0, rows, cols), dtype=torch.float64)
-            if not bool(torch.isfinite(t).all()):
-                raise NetworkError(
-                    "solver 'fcm': expected finite effective conductances, but the solve "
-                    "produced NaN or inf; check that the resistances are in a physical range."
-                )
-            results.append(t.to(g.dtype).reshape(*lead, rows, cols))
+        for direction in directions:
+            key = "forward" if reciprocal else direction
+            reused = key in solve.terminated
+            if not reused:
+                solve.terminated[key] = self._terminate(g, solve.ports, key)
+            # A kept (or repeated) result is handed out as a copy: the caller may change it.
+            result = solve.terminated[key]
+            results.append(result.clone() if kept or reused else result)
         return tuple(results)
+
+    def _port_admittances(self, g: torch.Tensor) -> list[torch.Tensor]:
+        """The terminal admittances of the arrays of ``g``, padded to powers of two, in chunks
+        of at most ``workspace_bytes``."""
+        p = self.params
+        rows, cols = g.shape[-2:]
+        flat = g.reshape(-1, rows, cols)
+        n_pad, m_pad = _pow2(rows), _pow2(cols)
+        per_chunk = max(1, p.workspace_bytes // (BYTES_PER_SITE * n_pad * m_pad))
+        ports = []
+        for start in range(0, flat.shape[0], per_chunk):
+            chunk = flat[start : start + per_chunk].to(torch.float64)
+            padded = chunk.new_zeros((chunk.shape[0], n_pad, m_pad))
+            padded[:, n_pad - rows :, :cols] = chunk
+            try:
+                ports.append(port_admittance(padded, p.r_row, p.r_col, p.keep_workspace))
+            except NetworkError as exc:
+                raise NetworkError(f"solver 'fcm': {exc}") from None
+        return ports
+
+    def _terminate(self, g: torch.Tensor, ports: list[torch.Tensor], key: str) -> torch.Tensor:
+        """The effective conductances of one direction, in ``g``'s shape and dtype."""
+        p = self.params
+        *lead, rows, cols = g.shape
+        n_pad = _pow2(rows)
+        parts = [
+            terminate(y, n_pad, p.r_source, p.r_sink, key)[:, n_pad - rows :, :cols] for y in ports
+        ]
+        t = torch.cat(parts) if parts else g.new_zeros((0, rows, cols), dtype=torch.float64)
+        if not bool(torch.isfinite(t).all()):
+            raise NetworkError(
+                "solver 'fcm': expected finite effective conductances, but the solve "
+                "produced NaN or inf; check that the resistances are in a physical range."
+            )
+        return t.to(g.dtype).reshape(*lead, rows, cols)
+
+
+@attrs.define
+class _Solve:
+    """One network solve of :class:`FCMSolver`: the terminal admittances of every chunk of
+    arrays, and the terminations made of them so far, by direction."""
+
+    ports: list[torch.Tensor]
+    terminated: dict[str, torch.Tensor] = attrs.field(factory=dict)
