@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from txsim_fcm import native, network
+from txsim_fcm import NetworkError, native, network
 
 from txsim_core.compiled import COMPILE_SWITCH
 
@@ -179,3 +179,31 @@ def test_the_kernels_give_the_same_bits_on_any_number_of_threads(kernel):
         torch.set_num_threads(threads)
         network.clear_workspace()
     assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (2, 8, 16), (2, 16, 8), (2, 4, 64), (1, 64, 64)])
+@pytest.mark.parametrize(
+    ("r_source", "r_sink"), [(100.0, 100.0), (50.0, 10.0), (0.0, 30.0), (20.0, 0.0)]
+)
+def test_the_termination_kernel_matches_the_torch_operations(
+    kernel, monkeypatch, shape, r_source, r_sink
+):
+    """Both directions, ideal sources and sinks, arrays wider and taller than square; spintronic
+    cells, where the wires weigh most."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    g = 1e-4 + 9e-4 * torch.rand(shape, dtype=torch.float64, generator=gen)
+    y = network.port_admittance(g, 1.0, 4.6)
+    rows = shape[1]
+    with_kernel = [network.terminate(y, rows, r_source, r_sink, d) for d in ("forward", "backward")]
+    monkeypatch.setenv(COMPILE_SWITCH, "0")
+    for direction, result in zip(("forward", "backward"), with_kernel, strict=True):
+        expected = network.terminate(y, rows, r_source, r_sink, direction)
+        assert result.shape == expected.shape == shape
+        torch.testing.assert_close(result, expected, rtol=0.0, atol=1e-12 * expected.abs().max())
+
+
+def test_the_termination_kernel_refuses_a_system_that_is_not_positive_definite(kernel):
+    y = network.port_admittance(torch.full((1, 8, 8), 1e-5, dtype=torch.float64), 1.0, 4.6)
+    y[0, 9, 9] = -1e6  # a sensed terminal with a negative admittance to ground
+    with pytest.raises(NetworkError, match="positive definite"):
+        network.terminate(y, 8, 100.0, 100.0, "forward")

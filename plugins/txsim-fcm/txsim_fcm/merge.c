@@ -404,3 +404,106 @@ int txsim_leaves(const double *g, long batch, long rows, long cols, long h, long
     }
     return failed ? -1 : 0;
 }
+
+/* ---- Terminations: the effective conductances of the terminated arrays ----
+
+   txsim_terminate(y, count, n, m, r_source, r_sink, forward, out, info, threads): for each of
+   `count` admittance matrices y (P x P, P = n + m; ports 0..n-1 the rows' left terminals, the
+   others the columns' bottom terminals), with d the driven and s the sensed terminals (rows and
+   columns forward, the other way backward) and, as in txsim_fcm.network.terminate,
+
+       h = (I + r_sink Y_ss)^-1 Y_sd,   M = I + r_source (Y_dd - r_sink Y_ds h),   t = -M^-1 h^T
+
+   out (n x m) receives t forward and t^T backward; info is 1 where a factorisation failed.
+   Both systems are symmetric positive definite: each is factorised (as in txsim_merge, carrying
+   its right-hand sides along), Y_ds h is the symmetric product W^T W of W = U^-T Y_sd, and the
+   two solutions finish by back substitution. */
+
+/* x[i] = (x[i] - sum_{q > i} u[i][q] x[q]) / u[i][i] for i = rows - 1 down to 0: U x = x in
+   place, U upper (row stride ldu), the rows of x (stride ldx) `width` long, a multiple of 4. */
+static void back_substitute(const double *u, long ldu, double *x, long ldx, long rows,
+                            long width) {
+    for (long i = rows - 1; i >= 0; i--) {
+        double *row = x + i * ldx;
+        const double *ui = u + i * ldu;
+        v4 inv = splat(1.0 / ui[i]);
+        long c = 0;
+        for (; c + 32 <= width; c += 32) {
+            v4 acc[8];
+            for (int t = 0; t < 8; t++) acc[t] = load(row + c + 4 * t);
+            for (long q = i + 1; q < rows; q++) {
+                v4 f = splat(ui[q]);
+                for (int t = 0; t < 8; t++) acc[t] -= f * load(x + q * ldx + c + 4 * t);
+            }
+            for (int t = 0; t < 8; t++) store(row + c + 4 * t, acc[t] * inv);
+        }
+        for (; c < width; c += 4) {
+            v4 acc = load(row + c);
+            for (long q = i + 1; q < rows; q++) acc -= splat(ui[q]) * load(x + q * ldx + c);
+            store(row + c, acc * inv);
+        }
+    }
+}
+
+/* One termination; a (S x lda), p (D x D) and b (D x ldb) are scratch. Returns 1 if a
+   factorisation failed. */
+static int terminate_one(const double *y, long n, long m, double r_source, double r_sink,
+                         int forward, double *a, long lda, double *p, double *b, long ldb,
+                         double *out) {
+    long size = n + m, d0 = forward ? 0 : n, s0 = forward ? n : 0;
+    long nd = forward ? n : m, ns = forward ? m : n;
+    long wa = round_up(ns, 4), wb = round_up(nd, 4);
+    memset(a, 0, ns * lda * sizeof *a);
+    for (long i = 0; i < ns; i++) {
+        const double *yi = y + (s0 + i) * size;
+        for (long c = 0; c < ns; c++) a[i * lda + c] = r_sink * yi[s0 + c];
+        a[i * lda + i] += 1.0;
+        for (long c = 0; c < nd; c++) a[i * lda + wa + c] = yi[d0 + c];
+    }
+    int failed = factor(a, lda, ns); /* U^T U = I + r_sink Y_ss; W = U^-T Y_sd */
+    symmetric_product(a, lda, wa, ns, p, nd); /* p = -W^T W = -Y_ds h */
+    back_substitute(a, lda, a + wa, lda, ns, round_up(nd, 4)); /* h = U^-1 W */
+    memset(b, 0, nd * ldb * sizeof *b);
+    for (long i = 0; i < nd; i++) {
+        const double *yi = y + (d0 + i) * size;
+        for (long c = 0; c < nd; c++)
+            b[i * ldb + c] = r_source * (yi[d0 + c] + r_sink * p[i * nd + c]);
+        b[i * ldb + i] += 1.0;
+        for (long c = 0; c < ns; c++) b[i * ldb + wb + c] = a[c * lda + wa + i]; /* h^T */
+    }
+    failed |= factor(b, ldb, nd); /* U2^T U2 = M; Z = U2^-T h^T */
+    back_substitute(b, ldb, b + wb, ldb, nd, round_up(ns, 4)); /* M^-1 h^T */
+    for (long i = 0; i < nd; i++)
+        for (long c = 0; c < ns; c++) {
+            double value = -b[i * ldb + wb + c];
+            if (forward) out[i * m + c] = value;
+            else out[c * m + i] = value;
+        }
+    return failed;
+}
+
+/* Returns 0, or -1 if a working buffer could not be allocated (out is then not meaningful).
+   With OpenMP, the arrays are shared among `threads` threads where there are enough. */
+int txsim_terminate(const double *y, long count, long n, long m, double r_source,
+                    double r_sink, long forward, double *out, int32_t *info, long threads) {
+    long nd = forward ? n : m, ns = forward ? m : n;
+    /* The symmetric product reads W up to round_up(nd, 6) + 8 columns beyond its start. */
+    long lda = round_up(round_up(ns, 4) + round_up(nd, 6) + 8, 4);
+    long ldb = round_up(round_up(nd, 4) + round_up(ns, 4), 4);
+    long doubles = ns * lda + nd * nd + nd * ldb;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (count >= 2 * threads) reduction(| : failed)
+    {
+        double *a = aligned_alloc(64, round_up(doubles * sizeof *a, 64));
+        failed |= !a;
+#pragma omp for schedule(static)
+        for (long k = 0; k < count; k++) {
+            if (!a) continue;
+            info[k] = terminate_one(y + k * (n + m) * (n + m), n, m, r_source, r_sink,
+                                    forward != 0, a, lda, a + ns * lda, a + ns * lda + nd * nd,
+                                    ldb, out + k * n * m);
+        }
+        free(a);
+    }
+    return failed ? -1 : 0;
+}

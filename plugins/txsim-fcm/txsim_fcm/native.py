@@ -86,6 +86,12 @@ def _library() -> ctypes.CDLL | None:
                         *[pointer, *[integer] * 5],
                         *[pointer, integer, real, real, pointer, integer],
                     ]
+                    terminate = loaded.txsim_terminate
+                    terminate.restype = ctypes.c_int
+                    terminate.argtypes = [
+                        *[pointer, integer, integer, integer, real, real, integer],
+                        *[pointer, pointer, integer],
+                    ]
                     return loaded
                 errors.append(f"{' '.join(cmd)}: {done.stderr.strip()[-300:]}")
     reason = "; ".join(errors) if errors else "no C compiler found (tried $CC, cc, gcc, clang)"
@@ -203,3 +209,35 @@ def leaves_(
         raise AssertionError("txsim-fcm: the C kernel takes merges of at most 8 shared nodes")
     if status:
         raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+
+
+def terminate_(
+    y: torch.Tensor, rows: int, r_source: float, r_sink: float, forward: bool
+) -> torch.Tensor:
+    """:func:`txsim_fcm.network.terminate` by the C kernel, for contiguous ``y`` (see
+    :func:`takes`); raises :class:`~txsim_fcm.network.NetworkError`-worthy failures as
+    ``ValueError`` (a system that is not positive definite).
+
+    Args:
+        y: terminal admittances ``(B, N + M, N + M)``, float64, contiguous.
+        rows: N.
+        r_source: driver resistance in ohms (>= 0).
+        r_sink: sense resistance in ohms (>= 0).
+        forward: rows driven and columns sensed (else the other way round).
+
+    Returns:
+        ``(B, N, M)``: forward ``I_col = V @ G``, backward ``I_row = G @ V``.
+
+    The kernel runs without the GIL, on torch's number of threads where it was built with
+    OpenMP and the arrays are enough to share.
+    """
+    kernel = _library().txsim_terminate  # type: ignore[union-attr]
+    batch, size = y.shape[0], y.shape[-1]
+    out = y.new_empty((batch, rows, size - rows))
+    info = torch.empty(batch, dtype=torch.int32)
+    args = (y.data_ptr(), batch, rows, size - rows, r_source, r_sink, int(forward))
+    if kernel(*args, out.data_ptr(), info.data_ptr(), torch.get_num_threads()):
+        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+    if bool(info.any()):
+        raise ValueError("a terminated system is not positive definite")
+    return out
