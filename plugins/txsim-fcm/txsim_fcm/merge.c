@@ -1,5 +1,6 @@
 /* The merges of txsim_fcm's nested dissection on the CPU: txsim_merge, one system at a time,
-   and txsim_leaves (below), the first levels block by block.
+   and txsim_leaves (below), the first levels block by block; and txsim_terminate (at the end),
+   the terminations of the arrays.
 
    txsim_merge(a, offs_a, pa, sa, a0, ka, b, offs_b, pb, sb, b0, kb, e, out, info, count,
    threads) merges, for each of `count` systems m, the subdomain matrix A (pa x pa, row-major,

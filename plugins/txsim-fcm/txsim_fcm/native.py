@@ -4,14 +4,16 @@
 merge is a dozen batched calls (block copies that gather the shared and kept blocks of both
 subdomains, a Cholesky factorisation, a triangular solve, a matrix product, additions of the
 kept blocks), each of which reads and writes every system of the level again. Two kernels do
-the merges while the systems sit in the cache instead:
+the merges while the systems sit in the cache instead, and a third the terminations:
 
 * :func:`leaves_`: the first levels (at most :data:`LEAF_INTERFACE` shared nodes), block by
   block, 4 blocks per vector, from the cells to the blocks' port admittances;
 * :func:`merge_`: every later merge, one system at a time, vectorised and blocked in registers,
-  with only one half of the symmetric product computed.
+  with only one half of the symmetric product computed;
+* :func:`terminate_`: :func:`txsim_fcm.network.terminate`, array by array, by Cholesky
+  factorisations.
 
-Both share a call's work among torch's threads with OpenMP where the compiler has it. The
+All three share a call's work among torch's threads with OpenMP where the compiler has it. The
 kernels are compiled by the system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
 into a temporary directory, once per process (about 0.8 s), and loaded with :mod:`ctypes`;
 they are built for the machine they run on (``-march=native``, else without). Where no compiler
