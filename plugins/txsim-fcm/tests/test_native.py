@@ -1,4 +1,4 @@
-"""Tests of the C kernels of the merges (``txsim_fcm.native``)."""
+"""Tests of the C kernels of the merges and the terminations (``txsim_fcm.native``)."""
 
 from __future__ import annotations
 

@@ -178,9 +178,11 @@ class FCMSolver(ArraySolver):
         p = self.params
         *lead, rows, cols = g.shape
         n_pad = _pow2(rows)
-        parts = [
-            terminate(y, n_pad, p.r_source, p.r_sink, key)[:, n_pad - rows :, :cols] for y in ports
-        ]
+        try:
+            parts = [terminate(y, n_pad, p.r_source, p.r_sink, key) for y in ports]
+        except NetworkError as exc:
+            raise NetworkError(f"solver 'fcm': {exc}") from None
+        parts = [part[:, n_pad - rows :, :cols] for part in parts]
         t = torch.cat(parts) if parts else g.new_zeros((0, rows, cols), dtype=torch.float64)
         if not bool(torch.isfinite(t).all()):
             raise NetworkError(
