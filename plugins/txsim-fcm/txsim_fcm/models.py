@@ -34,7 +34,8 @@ class FCMParams(CircuitParams):
         True,
         kind=bool,
         help="When called again with the very same, unmodified tensor (for example forward, "
-        "then backward), reuse the network solve of the last call instead of repeating it.",
+        "then backward), reuse the network solve of the last call, and its terminations, "
+        "instead of repeating them.",
     )
     keep_workspace: bool = parameter(
         True,
