@@ -322,14 +322,16 @@ static void merge_lanes(const v4 *a, const v4 *b, long p, const int64_t *step, v
 static void leaves(v4 *y, const double *g, long rows, long cols, long h, long w, long first,
                    long count, double g_row, double g_col) {
     long nr = rows / h, nc = cols / w;
+    const double *corner[LANES]; /* each lane's block: its top left cell */
+    for (int l = 0; l < LANES; l++) {
+        long n = first + (l < count ? l : count - 1);
+        long array = n / (nr * nc), r = n / nc % nr, c = n % nc;
+        corner[l] = g + (array * rows + r * h) * cols + c * w;
+    }
     for (long i = 0; i < h; i++)
         for (long j = 0; j < w; j++) {
             v4 cell;
-            for (int l = 0; l < LANES; l++) {
-                long n = first + (l < count ? l : count - 1);
-                long array = n / (nr * nc), r = n / nc % nr, c = n % nc;
-                cell[l] = g[(array * rows + r * h + i) * cols + c * w + j];
-            }
+            for (int l = 0; l < LANES; l++) cell[l] = corner[l][i * cols + j];
             v4 *m = y + (i * w + j) * 16;
             for (int t = 0; t < 16; t++) m[t] = splat(0.0);
             m[0 * 4 + 0] = splat(g_row);

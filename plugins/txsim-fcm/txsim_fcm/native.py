@@ -117,6 +117,14 @@ def takes(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float64 and available()
 
 
+def _check(status: int) -> None:
+    """Raise for a kernel's failure status: -1 no memory, -2 a merge too wide for the leaves."""
+    if status == -2:
+        raise AssertionError("txsim-fcm: the C kernel takes merges of at most 8 shared nodes")
+    if status:
+        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+
+
 class Side(NamedTuple):
     """One subdomain of a merge: its matrices and where its ports lie on its ring.
 
@@ -174,9 +182,7 @@ def merge_(a: Side, b: Side | None, count: int, out: torch.Tensor, info: torch.T
         b_args = (b.matrices.data_ptr(), b.offsets.data_ptr(), size_b, *b[2:])
     a_args = (a.matrices.data_ptr(), a.offsets.data_ptr(), size_a, *a[2:])
     threads = torch.get_num_threads()
-    status = kernel(*a_args, *b_args, count, out.data_ptr(), info.data_ptr(), info.numel(), threads)
-    if status:
-        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+    _check(kernel(*a_args, *b_args, count, out.data_ptr(), info.data_ptr(), info.numel(), threads))
 
 
 def leaves_(
@@ -206,19 +212,15 @@ def leaves_(
     kernel = _library().txsim_leaves  # type: ignore[union-attr]
     batch, rows, cols = cells.shape
     args = (cells.data_ptr(), batch, rows, cols, *block, program.data_ptr(), program.shape[0])
-    status = kernel(*args, g_row, g_col, out.data_ptr(), torch.get_num_threads())
-    if status == -2:
-        raise AssertionError("txsim-fcm: the C kernel takes merges of at most 8 shared nodes")
-    if status:
-        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+    _check(kernel(*args, g_row, g_col, out.data_ptr(), torch.get_num_threads()))
 
 
 def terminate_(
     y: torch.Tensor, rows: int, r_source: float, r_sink: float, forward: bool
 ) -> torch.Tensor:
     """:func:`txsim_fcm.network.terminate` by the C kernel, for contiguous ``y`` (see
-    :func:`takes`); raises :class:`~txsim_fcm.network.NetworkError`-worthy failures as
-    ``ValueError`` (a system that is not positive definite).
+    :func:`takes`); raises ``ValueError`` where a system is not positive definite (the caller
+    turns it into :class:`~txsim_fcm.network.NetworkError`).
 
     Args:
         y: terminal admittances ``(B, N + M, N + M)``, float64, contiguous.
@@ -238,8 +240,7 @@ def terminate_(
     out = y.new_empty((batch, rows, size - rows))
     info = torch.empty(batch, dtype=torch.int32)
     args = (y.data_ptr(), batch, rows, size - rows, r_source, r_sink, int(forward))
-    if kernel(*args, out.data_ptr(), info.data_ptr(), torch.get_num_threads()):
-        raise MemoryError("txsim-fcm: the C kernel could not allocate its working buffer")
+    _check(kernel(*args, out.data_ptr(), info.data_ptr(), torch.get_num_threads()))
     if bool(info.any()):
         raise ValueError("a terminated system is not positive definite")
     return out
